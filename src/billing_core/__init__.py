@@ -1,0 +1,83 @@
+"""billing_core: an embeddable billing rules engine.
+
+Exact to the cent (``Decimal`` only, rounded once at the end), explainable (every "no" is a
+decision with a reason code and a sentence with the figures), pure at the core (rules take
+``now``/``today`` as arguments and do no I/O) and extensible through pluggy plugins.
+
+The public surface is small and listed in ``__all__``; the rules live in ``billing_core.rules``.
+"""
+
+from .decisions import Decision, Reason
+from .errors import (
+    BillingError,
+    ConfigurationError,
+    ConflictError,
+    CurrencyMismatchError,
+    GatewayError,
+    IdempotencyError,
+    InvalidAmountError,
+    InvalidTypeError,
+    InvalidValueError,
+    NaiveDatetimeError,
+    NotFoundError,
+    OperationInProgressError,
+    PluginError,
+    PrecisionError,
+    StructureError,
+    UnknownCurrencyError,
+    UnknownTimezoneError,
+)
+from .model import (
+    Certificate,
+    CertificateLine,
+    CertificateStatus,
+    Customer,
+    Subscription,
+    SubscriptionState,
+    Transaction,
+    TransactionKind,
+    TransactionStatus,
+    UsageEvent,
+)
+from .money import Money
+from .periods import Period, PeriodUnit, ServicePeriod, service_periods
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BillingError",
+    "Certificate",
+    "CertificateLine",
+    "CertificateStatus",
+    "ConfigurationError",
+    "ConflictError",
+    "CurrencyMismatchError",
+    "Customer",
+    "Decision",
+    "GatewayError",
+    "IdempotencyError",
+    "InvalidAmountError",
+    "InvalidTypeError",
+    "InvalidValueError",
+    "Money",
+    "NaiveDatetimeError",
+    "NotFoundError",
+    "OperationInProgressError",
+    "Period",
+    "PeriodUnit",
+    "PluginError",
+    "PrecisionError",
+    "Reason",
+    "ServicePeriod",
+    "StructureError",
+    "Subscription",
+    "SubscriptionState",
+    "Transaction",
+    "TransactionKind",
+    "TransactionStatus",
+    "UnknownCurrencyError",
+    "UnknownTimezoneError",
+    "UsageEvent",
+    "__version__",
+    "service_periods",
+]

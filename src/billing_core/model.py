@@ -1,0 +1,378 @@
+"""The domain values the seed flows talk about, as frozen attrs classes.
+
+* ``Customer``: a company with its address, the reseller that manages it (if any), its timezone.
+* ``Subscription``: a term (a ``Period``) from a start date, auto-renewing or not, with an
+  inventory of certificates (or seats) per type for the current term and a *renewal* inventory
+  that takes effect at the next renewal.
+* ``Transaction``: one movement of money through a gateway (a sale, an authorization, a capture,
+  a refund, a void, a credit, a payout), what was refunded of it so far, its status, whether it
+  has settled, and the certificate lines it paid for.
+* ``Certificate``: a certificate for a domain and its status at the provider.
+* ``UsageEvent``: one reported usage of a metered feature.
+
+Values validate on construction: a naive datetime, a float amount or mixed currencies raise a
+``BillingError`` naming the field. They are immutable; use ``attrs.evolve`` to change one.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import attrs
+
+from .errors import CurrencyMismatchError, InvalidAmountError, InvalidTypeError, InvalidValueError
+from .money import Money, to_decimal
+from .periods import Period
+from .timeutil import require_aware, require_date, timezone
+
+__all__ = [
+    "Certificate",
+    "CertificateLine",
+    "CertificateStatus",
+    "Customer",
+    "Subscription",
+    "SubscriptionState",
+    "Transaction",
+    "TransactionKind",
+    "TransactionStatus",
+    "UsageEvent",
+]
+
+
+class TransactionKind(enum.StrEnum):
+    SALE = "sale"
+    AUTHORIZATION = "authorization"
+    CAPTURE = "capture"
+    REFUND = "refund"
+    VOID = "void"
+    CREDIT = "credit"
+    PAYOUT = "payout"
+
+
+class TransactionStatus(enum.StrEnum):
+    PENDING = "pending"
+    COMPLETED = "completed"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    REFUNDED = "refunded"
+    VOIDED = "voided"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+class CertificateStatus(enum.StrEnum):
+    PENDING = "pending"
+    ISSUED = "issued"
+    CANCELLED = "cancelled"
+    REVOKED = "revoked"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+class SubscriptionState(enum.StrEnum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+# -- field checks (attrs validators that name the field) -------------------------------------
+def _aware(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    require_aware(value, attribute.name)
+
+
+def _optional_aware(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None:
+        require_aware(value, attribute.name)
+
+
+def _plain_date(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    require_date(value, attribute.name)
+
+
+def _money(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, Money):
+        raise InvalidTypeError(
+            f"must be Money, not {type(value).__name__}", field=attribute.name, value=value
+        )
+
+
+def _str(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str):
+        raise InvalidTypeError(
+            f"must be a str, not {type(value).__name__}", field=attribute.name, value=value
+        )
+
+
+def _optional_str(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None:
+        _str(inst, attribute, value)
+
+
+def _non_empty_str(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    _str(inst, attribute, value)
+    if not value:
+        raise InvalidValueError("must not be empty", field=attribute.name, value=value)
+
+
+def _count(name: str, value: object, *, positive: bool = False) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidTypeError(f"must be an int, not {type(value).__name__}", field=name, value=value)
+    if value < (1 if positive else 0):
+        raise InvalidAmountError(
+            "must be positive" if positive else "must not be negative", field=name, value=value
+        )
+    return value
+
+
+def _inventory(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, Mapping):
+        raise InvalidTypeError(
+            f"must be a mapping of certificate type to quantity, not {type(value).__name__}",
+            field=attribute.name,
+            value=value,
+        )
+    for key, qty in value.items():
+        if not isinstance(key, str) or not key:
+            raise InvalidTypeError("keys must be non-empty str", field=attribute.name, value=key)
+        _count(f"{attribute.name}.{key}", qty)
+
+
+def _enum(kind: type[enum.StrEnum], field: str) -> Any:
+    def convert(value: object) -> Any:
+        if isinstance(value, kind):
+            return value
+        try:
+            return kind(value)
+        except ValueError:
+            allowed = ", ".join(m.value for m in kind)
+            raise InvalidValueError(
+                f"must be one of {allowed}, not {value!r}", field=field, value=value
+            ) from None
+
+    return convert
+
+
+# -- values ----------------------------------------------------------------------------------
+@attrs.frozen(kw_only=True)
+class Customer:
+    """A customer company, as the reseller portal's customer page holds it."""
+
+    id: str = attrs.field(validator=_non_empty_str)
+    company: str = attrs.field(validator=_str)
+    address: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    city: str = ""
+    postal_code: str = ""
+    state: str = ""
+    country: str = ""
+    reseller_id: str | None = attrs.field(default=None, validator=_optional_str)
+    timezone: str = attrs.field(default="UTC")
+    blocklisted: bool = False
+    email: str | None = None
+
+    @address.validator
+    def _check_address(self, _a: object, value: tuple[str, ...]) -> None:
+        if len(value) > 3:
+            raise InvalidValueError("holds at most 3 lines", field="address", value=value)
+        for i, line in enumerate(value):
+            if not isinstance(line, str):
+                raise InvalidTypeError("must be str", field=f"address[{i}]", value=line)
+
+    @timezone.validator
+    def _check_timezone(self, _a: object, value: str) -> None:
+        timezone(value, "timezone")
+
+
+@attrs.frozen(kw_only=True)
+class CertificateLine:
+    """A line of a transaction: ``quantity`` certificates of one type at ``unit_price`` each."""
+
+    certificate_type: str = attrs.field(validator=_non_empty_str)
+    quantity: int = attrs.field()
+    unit_price: Money = attrs.field(validator=_money)
+    refunded_quantity: int = 0
+    domain: str | None = attrs.field(default=None, validator=_optional_str)
+    certificate_id: str | None = attrs.field(default=None, validator=_optional_str)
+
+    @quantity.validator
+    def _check_quantity(self, _a: object, value: object) -> None:
+        _count("quantity", value, positive=True)
+
+    def __attrs_post_init__(self) -> None:
+        _count("refunded_quantity", self.refunded_quantity)
+        if self.refunded_quantity > self.quantity:
+            raise InvalidValueError(
+                f"must not exceed the line quantity {self.quantity}",
+                field="refunded_quantity",
+                value=self.refunded_quantity,
+            )
+
+    @property
+    def total(self) -> Money:
+        """Line price = quantity × unit price, always."""
+        return self.unit_price * self.quantity
+
+    @property
+    def remaining_quantity(self) -> int:
+        return self.quantity - self.refunded_quantity
+
+
+@attrs.frozen(kw_only=True)
+class Transaction:
+    """One movement of money. ``Transaction(id=, amount=, created_at=, settled=)`` is enough."""
+
+    id: str = attrs.field(validator=_non_empty_str)
+    amount: Money = attrs.field(validator=_money)
+    created_at: datetime = attrs.field(validator=_aware)
+    settled: bool = attrs.field(default=False)
+    refunded: Money = attrs.field(default=attrs.Factory(lambda s: Money.zero(s.amount.currency), takes_self=True))
+    status: TransactionStatus = attrs.field(
+        default=TransactionStatus.COMPLETED, converter=_enum(TransactionStatus, "status")
+    )
+    kind: TransactionKind = attrs.field(default=TransactionKind.SALE, converter=_enum(TransactionKind, "kind"))
+    lines: tuple[CertificateLine, ...] = attrs.field(default=(), converter=tuple)
+    parent_id: str | None = attrs.field(default=None, validator=_optional_str)
+    customer_id: str | None = attrs.field(default=None, validator=_optional_str)
+    subscription_id: str | None = attrs.field(default=None, validator=_optional_str)
+    settled_at: datetime | None = attrs.field(default=None, validator=_optional_aware)
+    gateway: str | None = None
+    gateway_reference: str | None = None
+    idempotency_key: str | None = None
+
+    @settled.validator
+    def _check_settled(self, _a: object, value: object) -> None:
+        if not isinstance(value, bool):
+            raise InvalidTypeError(
+                f"must be a bool, not {type(value).__name__}", field="settled", value=value
+            )
+
+    def __attrs_post_init__(self) -> None:
+        _money(self, attrs.fields(Transaction).refunded, self.refunded)
+        if self.amount.amount < 0:
+            raise InvalidAmountError("must not be negative", field="amount", value=self.amount)
+        if self.refunded.currency != self.amount.currency:
+            raise CurrencyMismatchError(
+                f"must be in {self.amount.currency}, not {self.refunded.currency}",
+                field="refunded",
+                value=self.refunded,
+            )
+        if self.refunded.amount < 0 or self.refunded > self.amount:
+            raise InvalidAmountError(
+                f"must be between 0 and the amount {self.amount}",
+                field="refunded",
+                value=self.refunded,
+            )
+        for i, line in enumerate(self.lines):
+            if not isinstance(line, CertificateLine):
+                raise InvalidTypeError(
+                    f"must be a CertificateLine, not {type(line).__name__}",
+                    field=f"lines[{i}]",
+                    value=line,
+                )
+            if line.unit_price.currency != self.amount.currency:
+                raise CurrencyMismatchError(
+                    f"must be in {self.amount.currency}",
+                    field=f"lines[{i}].unit_price",
+                    value=line.unit_price,
+                )
+
+    @property
+    def currency(self) -> str:
+        return self.amount.currency
+
+    @property
+    def refundable(self) -> Money:
+        """What is left to refund: the amount less what was refunded."""
+        return self.amount - self.refunded
+
+
+@attrs.frozen(kw_only=True)
+class Certificate:
+    """A certificate for ``domain`` at the certificate provider."""
+
+    id: str = attrs.field(validator=_non_empty_str)
+    domain: str = attrs.field(validator=_non_empty_str)
+    status: CertificateStatus = attrs.field(
+        default=CertificateStatus.PENDING, converter=_enum(CertificateStatus, "status")
+    )
+    certificate_type: str = "standard"
+    customer_id: str | None = None
+    subscription_id: str | None = None
+    transaction_id: str | None = None
+
+    @property
+    def live(self) -> bool:
+        """Pending or issued: the domain's one live certificate."""
+        return self.status in (CertificateStatus.PENDING, CertificateStatus.ISSUED)
+
+
+@attrs.frozen(kw_only=True)
+class Subscription:
+    """A customer's subscription: a term from a start date, with inventory per certificate type."""
+
+    id: str = attrs.field(validator=_non_empty_str)
+    customer_id: str = attrs.field(validator=_non_empty_str)
+    term: Period = attrs.field()
+    start: date = attrs.field(validator=_plain_date)
+    auto_renew: bool = True
+    inventory: Mapping[str, int] = attrs.field(factory=dict, validator=_inventory)
+    renewal_inventory: Mapping[str, int] = attrs.field(factory=dict, validator=_inventory)
+    unit_prices: Mapping[str, Money] = attrs.field(factory=dict)
+    state: SubscriptionState = attrs.field(
+        default=SubscriptionState.ACTIVE, converter=_enum(SubscriptionState, "state")
+    )
+    product: str = "ssl"
+
+    @term.validator
+    def _check_term(self, _a: object, value: object) -> None:
+        if not isinstance(value, Period):
+            raise InvalidTypeError(
+                f"must be a Period, not {type(value).__name__}", field="term", value=value
+            )
+
+    @unit_prices.validator
+    def _check_prices(self, _a: object, value: Mapping[str, Money]) -> None:
+        currencies = set()
+        for key, price in value.items():
+            _money(self, attrs.fields(Subscription).unit_prices, price)
+            currencies.add(price.currency)
+            if price.amount < 0:
+                raise InvalidAmountError("must not be negative", field=f"unit_prices.{key}")
+        if len(currencies) > 1:
+            raise CurrencyMismatchError(
+                f"must share one currency, not {sorted(currencies)}", field="unit_prices"
+            )
+
+    @property
+    def term_end(self) -> date:
+        """The end of the current term (exclusive): ``term.after(start)``."""
+        return self.term.after(self.start)
+
+
+@attrs.frozen(kw_only=True)
+class UsageEvent:
+    """One reported usage: ``quantity`` at instant ``at``, with optional ``properties``."""
+
+    id: str = attrs.field(validator=_non_empty_str)
+    quantity: Decimal = attrs.field(converter=lambda v: _non_negative(v, "quantity"))
+    at: datetime = attrs.field(validator=_aware)
+    properties: Mapping[str, Any] = attrs.field(factory=dict)
+    subscription_id: str | None = None
+    metric: str | None = None
+
+    @properties.validator
+    def _check_properties(self, _a: object, value: object) -> None:
+        if not isinstance(value, Mapping):
+            raise InvalidTypeError(
+                f"must be a mapping, not {type(value).__name__}", field="properties", value=value
+            )
+
+
+def _non_negative(value: object, field: str) -> Decimal:
+    result = to_decimal(value, field)
+    if result < 0:
+        raise InvalidAmountError("must not be negative", field=field, value=value)
+    return result
