@@ -34,6 +34,8 @@ __all__ = [
     "CertificateLine",
     "CertificateStatus",
     "Customer",
+    "InvoiceLine",
+    "InvoiceLineKind",
     "Subscription",
     "SubscriptionState",
     "Transaction",
@@ -369,6 +371,48 @@ class UsageEvent:
             raise InvalidTypeError(
                 f"must be a mapping, not {type(value).__name__}", field="properties", value=value
             )
+
+
+class InvoiceLineKind(enum.StrEnum):
+    """What an invoice line is for."""
+
+    SUBSCRIPTION = "subscription"  # a term's charge
+    PRORATION = "proration"  # a partial-period charge (inventory added mid-term, a new plan)
+    CREDIT = "credit"  # the unused part of an old price, given back (negative amount)
+    RENEWAL = "renewal"  # the next term at the renewal inventory
+    USAGE = "usage"  # a metered period's usage charge
+
+
+@attrs.frozen(kw_only=True)
+class InvoiceLine:
+    """One line of an invoice: what, how many, at what unit price, for which span, for how much.
+
+    ``amount`` is the rounded charge (negative for a credit). ``exact_amount`` keeps the
+    unrounded figure behind it, so a support agent can see where the cents came from.
+    """
+
+    description: str = attrs.field(validator=_str)
+    amount: Money = attrs.field(validator=_money)
+    kind: InvoiceLineKind = attrs.field(
+        default=InvoiceLineKind.SUBSCRIPTION, converter=_enum(InvoiceLineKind, "kind")
+    )
+    quantity: Decimal = attrs.field(default=Decimal(1), converter=lambda v: to_decimal(v, "quantity"))
+    unit_price: Money | None = None
+    exact_amount: Money | None = None
+    period_start: date | None = None
+    period_end: date | None = None
+    subscription_id: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        for name in ("unit_price", "exact_amount"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            _money(self, attrs.fields_dict(InvoiceLine)[name], value)
+            if value.currency != self.amount.currency:
+                raise CurrencyMismatchError(
+                    f"must be in {self.amount.currency}", field=name, value=value
+                )
 
 
 def _non_negative(value: object, field: str) -> Decimal:
