@@ -231,6 +231,9 @@ class Transaction:
     created_at: datetime = attrs.field(validator=_aware)
     settled: bool = attrs.field(default=False)
     refunded: Money = attrs.field(default=attrs.Factory(lambda s: Money.zero(s.amount.currency), takes_self=True))
+    reserved: Money = attrs.field(
+        default=attrs.Factory(lambda s: Money.zero(s.amount.currency), takes_self=True)
+    )
     status: TransactionStatus = attrs.field(
         default=TransactionStatus.COMPLETED, converter=_enum(TransactionStatus, "status")
     )
@@ -253,6 +256,7 @@ class Transaction:
 
     def __attrs_post_init__(self) -> None:
         _money(self, attrs.fields(Transaction).refunded, self.refunded)
+        _money(self, attrs.fields(Transaction).reserved, self.reserved)
         if self.amount.amount < 0:
             raise InvalidAmountError("must not be negative", field="amount", value=self.amount)
         if self.refunded.currency != self.amount.currency:
@@ -266,6 +270,18 @@ class Transaction:
                 f"must be between 0 and the amount {self.amount}",
                 field="refunded",
                 value=self.refunded,
+            )
+        if self.reserved.currency != self.amount.currency:
+            raise CurrencyMismatchError(
+                f"must be in {self.amount.currency}, not {self.reserved.currency}",
+                field="reserved",
+                value=self.reserved,
+            )
+        if self.reserved.amount < 0 or self.refunded + self.reserved > self.amount:
+            raise InvalidAmountError(
+                f"refunded plus reserved must not exceed the amount {self.amount}",
+                field="reserved",
+                value=self.reserved,
             )
         for i, line in enumerate(self.lines):
             if not isinstance(line, CertificateLine):
@@ -287,8 +303,9 @@ class Transaction:
 
     @property
     def refundable(self) -> Money:
-        """What is left to refund: the amount less what was refunded."""
-        return self.amount - self.refunded
+        """What is left to refund: the amount less what was refunded and what is reserved by
+        refunds in flight (written ahead, outcome not yet final)."""
+        return self.amount - self.refunded - self.reserved
 
 
 @attrs.frozen(kw_only=True)

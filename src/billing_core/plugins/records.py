@@ -1,0 +1,93 @@
+"""The records a store keeps besides the domain values: queue entries, idempotency, audit.
+
+* ``QueueEntry``: a failed refund waiting to be tried again. It points at the refund transaction
+  that was written ahead (and whose money stays reserved on the original while it waits), keeps
+  the refund's original idempotency key (every retry reuses it, so a gateway never refunds twice),
+  and records every attempt with its time and error.
+* ``IdempotencyRecord``: what an engine call with a given key asked (a fingerprint of its
+  parameters) and, once finished, what it answered (its JSON form). A replay returns the stored
+  answer; the same key with other parameters is an error.
+* ``AuditEntry``: one line of the append-only audit log: who did what to which record, when.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from ..money import Money
+
+__all__ = [
+    "Attempt",
+    "AuditEntry",
+    "IdempotencyRecord",
+    "IdempotencyState",
+    "QueueEntry",
+    "QueueState",
+]
+
+
+class QueueState(enum.StrEnum):
+    QUEUED = "queued"  # waiting for next_attempt_at
+    CLAIMED = "claimed"  # a worker holds it until lease_until
+    SUCCEEDED = "succeeded"  # a retry went through
+    GAVE_UP = "gave_up"  # the last retry failed; the merchant was notified
+
+
+@attrs.frozen(kw_only=True)
+class Attempt:
+    """One try of a refund: when, and the error it ended with (empty when it succeeded)."""
+
+    at: datetime
+    outcome: str
+    error: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class QueueEntry:
+    id: str
+    refund_transaction_id: str
+    original_transaction_id: str
+    amount: Money
+    idempotency_key: str
+    created_at: datetime
+    attempts: tuple[Attempt, ...] = attrs.field(default=(), converter=tuple)
+    next_attempt_at: datetime | None = None
+    state: QueueState = QueueState.QUEUED
+    claimed_by: str | None = None
+    lease_until: datetime | None = None
+
+    @property
+    def failures(self) -> int:
+        """Failed attempts so far, the first one included."""
+        return sum(1 for a in self.attempts if a.error)
+
+
+class IdempotencyState(enum.StrEnum):
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+
+
+@attrs.frozen(kw_only=True)
+class IdempotencyRecord:
+    key: str
+    operation: str
+    fingerprint: str
+    created_at: datetime
+    state: IdempotencyState = IdempotencyState.IN_PROGRESS
+    result: Mapping[str, Any] | None = None
+    owner: str | None = None  # the worker executing it while in progress
+
+
+@attrs.frozen(kw_only=True)
+class AuditEntry:
+    at: datetime
+    actor: str
+    action: str
+    subject_id: str
+    detail: Mapping[str, Any] = attrs.field(factory=dict)
+    id: str | None = None  # assigned by the store (a sequence), in append order

@@ -1,0 +1,1 @@
+"""The testing kit: Hypothesis strategies, contract suites and fault-injecting sandboxes."""
