@@ -131,13 +131,21 @@ class UnknownTimezoneError(InvalidValueError):
 class StructureError(InvalidValueError):
     """JSON that does not describe a value. ``errors`` lists one ``(path, reason)`` per bad field."""
 
-    def __init__(self, reason: str, *, errors: list[tuple[str, str]], value: Any = _MISSING) -> None:
+    def __init__(
+        self, reason: str, *, errors: list[tuple[str, str]], value: Any = _MISSING
+    ) -> None:
         self.errors = list(errors)
         detail = "; ".join(f"{msg} @ {path}" for path, msg in self.errors)
         super().__init__(f"{reason}: {detail}" if detail else reason, value=value)
 
     def __reduce__(self) -> Any:
-        return (type(self), (self.reason, self.errors))
+        return (_rebuild_structure, (type(self), self.reason, self.errors))
+
+
+def _rebuild_structure(
+    cls: type[StructureError], reason: str, errors: list[tuple[str, str]]
+) -> StructureError:
+    return cls(reason, errors=errors)
 
 
 class ConfigurationError(BillingError, ValueError):

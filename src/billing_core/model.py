@@ -17,10 +17,10 @@ Values validate on construction: a naive datetime, a float amount or mixed curre
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
@@ -46,6 +46,9 @@ __all__ = [
 
 
 class TransactionKind(enum.StrEnum):
+    """What a transaction did: take money (sale, capture), hold it (authorization), give it
+    back (refund, void, credit) or send it out (payout)."""
+
     SALE = "sale"
     AUTHORIZATION = "authorization"
     CAPTURE = "capture"
@@ -56,6 +59,8 @@ class TransactionKind(enum.StrEnum):
 
 
 class TransactionStatus(enum.StrEnum):
+    """Where a transaction stands; ``unknown`` means the gateway's answer was lost."""
+
     PENDING = "pending"
     COMPLETED = "completed"
     PARTIALLY_REFUNDED = "partially_refunded"
@@ -66,6 +71,8 @@ class TransactionStatus(enum.StrEnum):
 
 
 class CertificateStatus(enum.StrEnum):
+    """A certificate's state at the provider."""
+
     PENDING = "pending"
     ISSUED = "issued"
     CANCELLED = "cancelled"
@@ -75,6 +82,8 @@ class CertificateStatus(enum.StrEnum):
 
 
 class SubscriptionState(enum.StrEnum):
+    """A subscription's state."""
+
     ACTIVE = "active"
     SUSPENDED = "suspended"
     CANCELLED = "cancelled"
@@ -122,7 +131,9 @@ def _non_empty_str(inst: object, attribute: attrs.Attribute[Any], value: object)
 
 def _count(name: str, value: object, *, positive: bool = False) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidTypeError(f"must be an int, not {type(value).__name__}", field=name, value=value)
+        raise InvalidTypeError(
+            f"must be an int, not {type(value).__name__}", field=name, value=value
+        )
     if value < (1 if positive else 0):
         raise InvalidAmountError(
             "must be positive" if positive else "must not be negative", field=name, value=value
@@ -143,19 +154,60 @@ def _inventory(_inst: object, attribute: attrs.Attribute[Any], value: object) ->
         _count(f"{attribute.name}.{key}", qty)
 
 
-def _enum(kind: type[enum.StrEnum], field: str) -> Any:
-    def convert(value: object) -> Any:
-        if isinstance(value, kind):
-            return value
-        try:
-            return kind(value)
-        except ValueError:
-            allowed = ", ".join(m.value for m in kind)
-            raise InvalidValueError(
-                f"must be one of {allowed}, not {value!r}", field=field, value=value
-            ) from None
+def _zero_like(amount: object) -> Money:
+    """Zero in the currency of ``amount`` (the default of refunded/reserved)."""
+    if not isinstance(amount, Money):
+        raise InvalidTypeError(
+            f"must be Money, not {type(amount).__name__}", field="amount", value=amount
+        )
+    return Money.zero(amount.currency)
 
-    return convert
+
+E = TypeVar("E", bound=enum.StrEnum)
+
+
+def _enum_value(kind: type[E], value: object, field: str) -> E:
+    if isinstance(value, kind):
+        return value
+    try:
+        return kind(value)  # type: ignore[arg-type]  # any value: the enum decides
+    except ValueError:
+        allowed = ", ".join(m.value for m in kind)
+        raise InvalidValueError(
+            f"must be one of {allowed}, not {value!r}", field=field, value=value
+        ) from None
+
+
+def _to_transaction_status(value: object) -> TransactionStatus:
+    return _enum_value(TransactionStatus, value, "status")
+
+
+def _to_transaction_kind(value: object) -> TransactionKind:
+    return _enum_value(TransactionKind, value, "kind")
+
+
+def _to_certificate_status(value: object) -> CertificateStatus:
+    return _enum_value(CertificateStatus, value, "status")
+
+
+def _to_subscription_state(value: object) -> SubscriptionState:
+    return _enum_value(SubscriptionState, value, "state")
+
+
+def _to_lines(value: Iterable[CertificateLine]) -> tuple[CertificateLine, ...]:
+    return tuple(value)
+
+
+def _to_address(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
+def _to_quantity(value: Decimal | int | str) -> Decimal:
+    return to_decimal(value, "quantity")
+
+
+def _to_usage_quantity(value: Decimal | int | str) -> Decimal:
+    return _non_negative(value, "quantity")
 
 
 # -- values ----------------------------------------------------------------------------------
@@ -165,7 +217,7 @@ class Customer:
 
     id: str = attrs.field(validator=_non_empty_str)
     company: str = attrs.field(validator=_str)
-    address: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    address: tuple[str, ...] = attrs.field(default=(), converter=_to_address)
     city: str = ""
     postal_code: str = ""
     state: str = ""
@@ -230,15 +282,19 @@ class Transaction:
     amount: Money = attrs.field(validator=_money)
     created_at: datetime = attrs.field(validator=_aware)
     settled: bool = attrs.field(default=False)
-    refunded: Money = attrs.field(default=attrs.Factory(lambda s: Money.zero(s.amount.currency), takes_self=True))
+    refunded: Money = attrs.field(
+        default=attrs.Factory(lambda s: _zero_like(s.amount), takes_self=True)
+    )
     reserved: Money = attrs.field(
-        default=attrs.Factory(lambda s: Money.zero(s.amount.currency), takes_self=True)
+        default=attrs.Factory(lambda s: _zero_like(s.amount), takes_self=True)
     )
     status: TransactionStatus = attrs.field(
-        default=TransactionStatus.COMPLETED, converter=_enum(TransactionStatus, "status")
+        default=TransactionStatus.COMPLETED, converter=_to_transaction_status
     )
-    kind: TransactionKind = attrs.field(default=TransactionKind.SALE, converter=_enum(TransactionKind, "kind"))
-    lines: tuple[CertificateLine, ...] = attrs.field(default=(), converter=tuple)
+    kind: TransactionKind = attrs.field(
+        default=TransactionKind.SALE, converter=_to_transaction_kind
+    )
+    lines: tuple[CertificateLine, ...] = attrs.field(default=(), converter=_to_lines)
     parent_id: str | None = attrs.field(default=None, validator=_optional_str)
     customer_id: str | None = attrs.field(default=None, validator=_optional_str)
     subscription_id: str | None = attrs.field(default=None, validator=_optional_str)
@@ -315,7 +371,7 @@ class Certificate:
     id: str = attrs.field(validator=_non_empty_str)
     domain: str = attrs.field(validator=_non_empty_str)
     status: CertificateStatus = attrs.field(
-        default=CertificateStatus.PENDING, converter=_enum(CertificateStatus, "status")
+        default=CertificateStatus.PENDING, converter=_to_certificate_status
     )
     certificate_type: str = "standard"
     customer_id: str | None = None
@@ -341,7 +397,7 @@ class Subscription:
     renewal_inventory: Mapping[str, int] = attrs.field(factory=dict, validator=_inventory)
     unit_prices: Mapping[str, Money] = attrs.field(factory=dict)
     state: SubscriptionState = attrs.field(
-        default=SubscriptionState.ACTIVE, converter=_enum(SubscriptionState, "state")
+        default=SubscriptionState.ACTIVE, converter=_to_subscription_state
     )
     product: str = "ssl"
 
@@ -376,7 +432,7 @@ class UsageEvent:
     """One reported usage: ``quantity`` at instant ``at``, with optional ``properties``."""
 
     id: str = attrs.field(validator=_non_empty_str)
-    quantity: Decimal = attrs.field(converter=lambda v: _non_negative(v, "quantity"))
+    quantity: Decimal = attrs.field(converter=_to_usage_quantity)
     at: datetime = attrs.field(validator=_aware)
     properties: Mapping[str, Any] = attrs.field(factory=dict)
     subscription_id: str | None = None
@@ -400,6 +456,10 @@ class InvoiceLineKind(enum.StrEnum):
     USAGE = "usage"  # a metered period's usage charge
 
 
+def _to_invoice_line_kind(value: object) -> InvoiceLineKind:
+    return _enum_value(InvoiceLineKind, value, "kind")
+
+
 @attrs.frozen(kw_only=True)
 class InvoiceLine:
     """One line of an invoice: what, how many, at what unit price, for which span, for how much.
@@ -411,9 +471,9 @@ class InvoiceLine:
     description: str = attrs.field(validator=_str)
     amount: Money = attrs.field(validator=_money)
     kind: InvoiceLineKind = attrs.field(
-        default=InvoiceLineKind.SUBSCRIPTION, converter=_enum(InvoiceLineKind, "kind")
+        default=InvoiceLineKind.SUBSCRIPTION, converter=_to_invoice_line_kind
     )
-    quantity: Decimal = attrs.field(default=Decimal(1), converter=lambda v: to_decimal(v, "quantity"))
+    quantity: Decimal = attrs.field(default=Decimal(1), converter=_to_quantity)
     unit_price: Money | None = None
     exact_amount: Money | None = None
     period_start: date | None = None

@@ -59,6 +59,8 @@ _ROUNDING_MODES: Final = frozenset(
 )
 # Exact arithmetic: enough digits that + - * of any realistic amounts never rounds.
 _EXACT: Final = decimal.Context(prec=100, rounding=ROUND_HALF_UP, traps=[decimal.Inexact])
+# Rounding is inexact by design: a context with the same precision that does not trap it.
+_ROUNDING: Final = decimal.Context(prec=100, rounding=ROUND_HALF_UP)
 _QUANTA: Final = {e: Decimal(1).scaleb(-e) for e in range(0, 9)}
 
 
@@ -66,7 +68,7 @@ def to_decimal(value: object, field: str = "amount") -> Decimal:
     """Turn a ``Decimal``, ``int`` or numeric ``str`` into a finite ``Decimal``; refuse the rest."""
     if type(value) is Decimal:
         result = value
-    elif isinstance(value, bool) or isinstance(value, float):
+    elif isinstance(value, (bool, float)):
         raise InvalidTypeError(
             f"must be a Decimal, int or numeric string, not {type(value).__name__} "
             f"(a float cannot hold {value!r} exactly)"
@@ -173,9 +175,11 @@ class Money:
         if rounding is not ROUND_HALF_UP:
             rounding = _check_rounding(rounding)
         q = _QUANTA[MINOR_UNITS[self.currency]]
-        return _new(self.amount.quantize(q, rounding=rounding, context=_EXACT), self.currency)
+        return _new(self.amount.quantize(q, rounding=rounding, context=_ROUNDING), self.currency)
 
-    def scale(self, ratio: Fraction | int | Decimal, rounding: RoundingMode = ROUND_HALF_UP) -> Money:
+    def scale(
+        self, ratio: Fraction | int | Decimal, rounding: RoundingMode = ROUND_HALF_UP
+    ) -> Money:
         """``self × ratio`` rounded once to minor units, computed exactly (no decimal approximation).
 
         ``Money("120.00", "USD").scale(Fraction(17, 31)) == Money("65.81", "USD")``.
@@ -393,3 +397,43 @@ def _round_int(whole: int, rem: int, den: int, neg: bool, rounding: str) -> int:
         return whole + neg
     # ROUND_05UP: away from zero if the last digit after rounding down is 0 or 5
     return whole + (whole % 5 == 0)
+
+
+_SET_AMOUNT: Final = Money.__dict__["amount"].__set__
+_SET_CURRENCY: Final = Money.__dict__["currency"].__set__
+# The proration hot path works in Decimal with a proof of exactness instead of Fractions:
+# the product amount × num is exact (30 digits at most, else Inexact is trapped and the integer
+# path below takes over); the quotient is then carried to 60 digits. A quotient that is not
+# exactly a half-way point lies at least 1 / (2 · 10^(exponent + scale) · den) from one, which
+# is more than 60 digits' rounding error whenever product digits + exponent + digits(den) + 2 is
+# at most 60; so rounding that 60-digit quotient half-up to minor units is the exact answer.
+_PRODUCT: Final = decimal.Context(prec=30, rounding=ROUND_HALF_UP, traps=[decimal.Inexact])
+_QUOTIENT: Final = decimal.Context(
+    prec=60, rounding=ROUND_HALF_UP, traps=[decimal.InvalidOperation, decimal.Overflow]
+)
+_PRODUCT_MULTIPLY: Final = _PRODUCT.multiply
+_QUOTIENT_DIVIDE: Final = _QUOTIENT.divide
+_QUOTIENT_QUANTIZE: Final = _QUOTIENT.quantize
+_MAX_DEN: Final = 10**16
+_ZEROS: Final = {e: Decimal(0).scaleb(-e) for e in range(0, 9)}
+
+
+def _scaled_half_up(amount: Decimal, currency: str, num: int, den: int) -> Money:
+    """``amount × num / den`` rounded half-up once to minor units, exactly; the proration hot path.
+
+    The same result as ``_scaled(amount, currency, num, den, ROUND_HALF_UP)`` (``num >= 0``,
+    ``den > 0``), about three times faster, for callers that prorate millions of lines.
+    """
+    exponent = MINOR_UNITS[currency]
+    if den < _MAX_DEN:
+        try:
+            product = _PRODUCT_MULTIPLY(amount, num)
+        except decimal.Inexact:
+            pass
+        else:
+            result = _QUOTIENT_QUANTIZE(_QUOTIENT_DIVIDE(product, den), _QUANTA[exponent])
+            m = object.__new__(Money)
+            _SET_AMOUNT(m, result if result else _ZEROS[exponent])  # never "-0.00"
+            _SET_CURRENCY(m, currency)
+            return m
+    return _scaled(amount, currency, num, den, ROUND_HALF_UP)

@@ -35,7 +35,7 @@ D = TypeVar("D", date, datetime)
 
 
 class PeriodUnit(enum.StrEnum):
-    """The unit of a period."""
+    """The unit of a period: day, week, month or year."""
 
     DAY = "day"
     WEEK = "week"
@@ -43,7 +43,12 @@ class PeriodUnit(enum.StrEnum):
     YEAR = "year"
 
 
-_ISO_LETTER = {PeriodUnit.DAY: "D", PeriodUnit.WEEK: "W", PeriodUnit.MONTH: "M", PeriodUnit.YEAR: "Y"}
+_ISO_LETTER = {
+    PeriodUnit.DAY: "D",
+    PeriodUnit.WEEK: "W",
+    PeriodUnit.MONTH: "M",
+    PeriodUnit.YEAR: "Y",
+}
 _ISO_RE = re.compile(r"^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?$")
 
 
@@ -74,14 +79,14 @@ def _check_anchor(anchor: object) -> None:
 def _on_day(anchor: D, day: date) -> D:
     """``anchor`` moved to calendar ``day``, keeping its wall-clock time and timezone."""
     if not isinstance(anchor, datetime):
-        return day  # type: ignore[return-value]
+        return day  # D is date here
     moved = anchor.replace(year=day.year, month=day.month, day=day.day)
     if type(moved) is datetime and moved.tzinfo is not UTC:
         # stdlib zoneinfo: a wall time inside a spring-forward gap is moved forward by the gap.
         round_trip = moved.astimezone(UTC).astimezone(moved.tzinfo)
         if round_trip.replace(tzinfo=None, fold=0) != moved.replace(tzinfo=None, fold=0):
-            return round_trip  # type: ignore[return-value]
-    return moved  # type: ignore[return-value]
+            return round_trip
+    return moved
 
 
 @attrs.frozen(order=False)
@@ -134,7 +139,11 @@ class Period:
                 value=text,
             )
         years, months, weeks, days = (int(g) if g else 0 for g in m.groups())
-        if (years or months) and (weeks or days) or (weeks and days):
+        if not any((years, months, weeks, days)):
+            raise InvalidValueError(
+                f"must be a positive duration, not {text!r}", field="period", value=text
+            )
+        if ((years or months) and (weeks or days)) or (weeks and days):
             raise InvalidValueError(
                 f"must use one kind of unit (months/years, weeks or days), not {text!r}",
                 field="period",
@@ -185,7 +194,7 @@ class Period:
         if months is not None:
             return add_months(day, months * times)
         try:
-            return day + timedelta(days=self.in_days * times)  # type: ignore[operator]
+            return day + timedelta(days=(self.in_days or 0) * times)
         except OverflowError:
             raise InvalidValueError(
                 f"{self.describe()} × {times} from {day.isoformat()} is outside the calendar",
@@ -235,9 +244,7 @@ class ServicePeriod:
     end: date
 
 
-def service_periods(
-    anchor: D, period: Period, count: int | None = None
-) -> Iterator[ServicePeriod]:
+def service_periods(anchor: D, period: Period, count: int | None = None) -> Iterator[ServicePeriod]:
     """The consecutive service periods of a recurrence starting at ``anchor``.
 
     ``count`` limits it to N occurrences; ``None`` runs until the caller stops (a subscription

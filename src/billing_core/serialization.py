@@ -46,7 +46,7 @@ def _expect(value: object, kind: type | tuple[type, ...], what: str) -> None:
 def _structure_decimal(value: object, _t: type) -> Decimal:
     if isinstance(value, float):
         raise InvalidTypeError(
-            "must be a decimal string such as \"19.99\", not a JSON float", field="", value=value
+            'must be a decimal string such as "19.99", not a JSON float', field="", value=value
         )
     return to_decimal(value, "")
 
@@ -70,7 +70,7 @@ def _structure_money(value: object, _t: type) -> Money:
     amount = value["amount"]
     if isinstance(amount, float):
         raise InvalidTypeError(
-            "must be a decimal string such as \"19.99\", not a JSON float",
+            'must be a decimal string such as "19.99", not a JSON float',
             field="amount",
             value=amount,
         )
@@ -253,8 +253,8 @@ def _walk(exc: BaseException, path: str) -> Iterator[tuple[str, str]]:
         for sub_path, reason in exc.errors:
             yield (join_path(path, sub_path) or path, reason)
     elif isinstance(exc, BaseExceptionGroup):
-        for sub in exc.exceptions:
-            yield from _walk(sub, path)
+        for member in exc.exceptions:
+            yield from _walk(member, path)
     elif isinstance(exc, BillingError):
         yield (join_path(path, exc.field) or path, exc.reason)
     elif isinstance(exc, KeyError):

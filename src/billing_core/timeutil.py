@@ -66,9 +66,7 @@ def timezone(name: str | tzinfo, field: str = "timezone") -> tzinfo:
     try:
         return _zone(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise UnknownTimezoneError(
-            f"unknown timezone {name!r}", field=field, value=name
-        ) from None
+        raise UnknownTimezoneError(f"unknown timezone {name!r}", field=field, value=name) from None
 
 
 def local_date(moment: datetime | date, tz: tzinfo | None = None) -> date:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import decimal
 from collections.abc import Iterable, Mapping
-from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, TypeAlias
 
 import attrs
@@ -63,6 +63,18 @@ def _quantity(value: object, field: str) -> Decimal:
     return q
 
 
+def _up_to(value: object) -> Decimal | None:
+    return None if value is None else _quantity(value, "up_to")
+
+
+def _size(value: object) -> Decimal:
+    return _quantity(value, "size")
+
+
+def _free_units(value: object) -> Decimal:
+    return _quantity(value, "free_units")
+
+
 def _price(value: object, field: str) -> Money:
     if not isinstance(value, Money):
         raise InvalidTypeError(
@@ -91,8 +103,11 @@ def _num(q: Decimal) -> str:
 # -- results ---------------------------------------------------------------------------------
 @attrs.frozen(kw_only=True)
 class ChargeLine:
-    """One line behind a charge: ``quantity`` at ``unit_price`` (``None`` for a flat fee or a
-    package price), for the exact ``amount``, described in words."""
+    """One line behind a charge: ``quantity`` at ``unit_price`` for the exact ``amount``.
+
+    For packages ``quantity`` counts started packages and ``unit_price`` is the package price;
+    a flat fee has quantity 1 and no unit price.
+    """
 
     description: str
     quantity: Decimal
@@ -125,7 +140,9 @@ def _charge(
     quantity: Decimal, currency: str, lines: list[ChargeLine], rounding: RoundingMode
 ) -> Charge:
     exact = sum((line.amount for line in lines), Money.zero(currency))
-    return Charge(quantity=quantity, amount=exact.rounded(rounding), exact=exact, lines=tuple(lines))
+    return Charge(
+        quantity=quantity, amount=exact.rounded(rounding), exact=exact, lines=tuple(lines)
+    )
 
 
 # -- models ----------------------------------------------------------------------------------
@@ -143,7 +160,9 @@ class PerUnit:
     def currency(self) -> str:
         return self.unit_price.currency
 
-    def price(self, quantity: Decimal | int | str, rounding: RoundingMode = ROUND_HALF_UP) -> Charge:
+    def price(
+        self, quantity: Decimal | int | str, rounding: RoundingMode = ROUND_HALF_UP
+    ) -> Charge:
         q = _quantity(quantity, "quantity")
         line = ChargeLine(
             description=f"{_num(q)} at {self.unit_price}",
@@ -159,9 +178,7 @@ class Tier:
     """A tier up to ``up_to`` units inclusive (``None``: unbounded), at ``unit_price`` per unit,
     plus an optional ``flat_fee`` charged once when the quantity reaches the tier."""
 
-    up_to: Decimal | None = attrs.field(
-        converter=lambda v: None if v is None else _quantity(v, "up_to")
-    )
+    up_to: Decimal | None = attrs.field(converter=_up_to)
     unit_price: Money = attrs.field()
     flat_fee: Money | None = attrs.field(default=None)
 
@@ -240,7 +257,9 @@ def _flat(tiers: tuple[Tier, ...], i: int) -> ChargeLine | None:
     if fee is None:
         return None
     return ChargeLine(
-        description=f"flat fee {fee} ({_bounds(tiers, i)})", quantity=Decimal(1), unit_price=None,
+        description=f"flat fee {fee} ({_bounds(tiers, i)})",
+        quantity=Decimal(1),
+        unit_price=None,
         amount=fee,
     )
 
@@ -258,7 +277,9 @@ class Graduated:
     def currency(self) -> str:
         return self.tiers[0].unit_price.currency
 
-    def price(self, quantity: Decimal | int | str, rounding: RoundingMode = ROUND_HALF_UP) -> Charge:
+    def price(
+        self, quantity: Decimal | int | str, rounding: RoundingMode = ROUND_HALF_UP
+    ) -> Charge:
         q = _quantity(quantity, "quantity")
         lines: list[ChargeLine] = []
         low = Decimal(0)
@@ -306,7 +327,9 @@ class Volume:
                 return i
         raise AssertionError("unreachable: the last tier is unbounded")  # pragma: no cover
 
-    def price(self, quantity: Decimal | int | str, rounding: RoundingMode = ROUND_HALF_UP) -> Charge:
+    def price(
+        self, quantity: Decimal | int | str, rounding: RoundingMode = ROUND_HALF_UP
+    ) -> Charge:
         q = _quantity(quantity, "quantity")
         i = self.tier_for(q)
         tier = self.tiers[i]
@@ -332,9 +355,9 @@ class Package:
     billable units, 2 packages, 10.00 USD.
     """
 
-    size: Decimal = attrs.field(converter=lambda v: _quantity(v, "size"))
+    size: Decimal = attrs.field(converter=_size)
     price_per_package: Money = attrs.field()
-    free_units: Decimal = attrs.field(default=Decimal(0), converter=lambda v: _quantity(v, "free_units"))
+    free_units: Decimal = attrs.field(default=Decimal(0), converter=_free_units)
 
     def __attrs_post_init__(self) -> None:
         _price(self.price_per_package, "price_per_package")
@@ -345,13 +368,14 @@ class Package:
     def currency(self) -> str:
         return self.price_per_package.currency
 
-    def price(self, quantity: Decimal | int | str, rounding: RoundingMode = ROUND_HALF_UP) -> Charge:
+    def price(
+        self, quantity: Decimal | int | str, rounding: RoundingMode = ROUND_HALF_UP
+    ) -> Charge:
         q = _quantity(quantity, "quantity")
         billable = max(_WIDE.subtract(q, self.free_units), Decimal(0))
         packages = _WIDE.divide_int(billable, self.size)
         if _WIDE.remainder(billable, self.size):
             packages += 1
-        packages = packages.to_integral_value(rounding=ROUND_CEILING)
         free = f", {_num(min(q, self.free_units))} free" if self.free_units else ""
         line = ChargeLine(
             description=(
@@ -383,7 +407,7 @@ def check_model(model: Any, field: str) -> PricingModel:
     """Return ``model`` if it is a pricing model; raise ``InvalidTypeError`` naming ``field``."""
     if not isinstance(model, _MODELS):
         raise InvalidTypeError(
-            "must be PerUnit, Graduated, Volume or Package, not " f"{type(model).__name__}",
+            f"must be PerUnit, Graduated, Volume or Package, not {type(model).__name__}",
             field=field,
             value=model,
         )

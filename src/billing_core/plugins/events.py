@@ -1,0 +1,166 @@
+"""The events the engine tells plugins about: one frozen attrs class per event hook.
+
+The engine builds an event and hands it to ``Plugins.emit(event)``, which calls the event's hook
+(``event.hook``, for example ``billing_core_refund_issued``) with ``event=event``. A plugin
+implements the hook and receives the typed object, so mypy checks it, and the engine's calls stay
+stable when an event gains a field (new fields are added with defaults, never removed).
+
+Every event carries ``at``: the aware instant it happened, read from the engine's clock. Events
+are emitted after the unit of work that produced them has been committed, so a listener sees the
+records in the store.
+
+* ``RefundIssued`` (``billing_core_refund_issued``): a refund succeeded at the gateway;
+* ``VoidIssued`` (``billing_core_void_issued``): a void succeeded at the gateway;
+* ``RefundFailed`` (``billing_core_refund_failed``): a refund failed and waits in the retry queue;
+* ``RefundGaveUp`` (``billing_core_refund_gave_up``): its last retry failed: tell the merchant;
+* ``CertificateCancellation`` (``billing_core_certificate_cancellation_requested``): a
+  certificate's cancellation was asked of its provider;
+* ``OutcomeUnknown`` (``billing_core_outcome_unknown``): a gateway call may or may not have
+  happened;
+* ``OutcomeReconciled`` (``billing_core_outcome_reconciled``): reconciliation learnt its fate;
+* ``SubscriptionAdded`` (``billing_core_subscription_added``): a subscription was created;
+* ``SubscriptionRenewed`` (``billing_core_subscription_renewed``): it started a new term.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, ClassVar
+
+import attrs
+
+from ..model import Certificate, Subscription, Transaction
+from ..timeutil import require_aware
+from .protocols import CancellationState, GatewayOutcome, GatewayRequest
+from .records import QueueEntry
+
+__all__ = [
+    "CertificateCancellation",
+    "Event",
+    "OutcomeReconciled",
+    "OutcomeUnknown",
+    "RefundFailed",
+    "RefundGaveUp",
+    "RefundIssued",
+    "SubscriptionAdded",
+    "SubscriptionRenewed",
+    "VoidIssued",
+]
+
+
+def _aware(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    require_aware(value, attribute.name)
+
+
+@attrs.frozen(kw_only=True)
+class Event:
+    """The base of every event: ``at`` is when it happened; ``hook`` names the hook it goes to."""
+
+    hook: ClassVar[str] = ""
+    at: datetime = attrs.field(validator=_aware)
+
+
+@attrs.frozen(kw_only=True)
+class RefundIssued(Event):
+    """A refund went through: ``refund`` is the new refund transaction, ``original`` the charge
+    it refunds (already updated: ``refunded`` includes this refund)."""
+
+    hook: ClassVar[str] = "billing_core_refund_issued"
+    refund: Transaction
+    original: Transaction
+    gateway: str
+    retried: bool = False  # True when it went through on a retry from the queue
+
+
+@attrs.frozen(kw_only=True)
+class VoidIssued(Event):
+    """A void went through: ``void`` is the new void transaction, ``original`` the voided charge
+    (or released authorization)."""
+
+    hook: ClassVar[str] = "billing_core_void_issued"
+    void: Transaction
+    original: Transaction
+    gateway: str
+
+
+@attrs.frozen(kw_only=True)
+class RefundFailed(Event):
+    """A refund attempt failed and the refund waits in the retry queue until
+    ``entry.next_attempt_at``. ``error`` is the gateway's reason (its decline message)."""
+
+    hook: ClassVar[str] = "billing_core_refund_failed"
+    entry: QueueEntry
+    error: str
+    decline_code: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class RefundGaveUp(Event):
+    """The last retry of a refund failed: it left the queue and the merchant must be told.
+
+    ``notify_emails`` are the merchant's notify emails; ``subject`` and ``message`` are the notice
+    to send them (the message names the transaction, the amount and every attempt), and
+    ``detail`` is the same notice as a JSON-ready mapping for plugins that render their own.
+    """
+
+    hook: ClassVar[str] = "billing_core_refund_gave_up"
+    entry: QueueEntry
+    notify_emails: tuple[str, ...] = attrs.field(converter=tuple)
+    subject: str
+    message: str
+    detail: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen(kw_only=True)
+class CertificateCancellation(Event):
+    """A cancellation of ``certificate`` was asked of ``provider``. ``state`` is ``completed`` for
+    a certificate that was not issued yet (cancelled at once) and ``requested`` for an issued one:
+    the customer must confirm it in the provider's portal before it can be refunded."""
+
+    hook: ClassVar[str] = "billing_core_certificate_cancellation_requested"
+    certificate: Certificate
+    state: CancellationState
+    provider: str
+
+
+@attrs.frozen(kw_only=True)
+class OutcomeUnknown(Event):
+    """A gateway call answered ``unknown`` (a timeout after sending): ``transaction`` is kept
+    with status ``unknown`` and its money reserved until reconciliation asks the gateway."""
+
+    hook: ClassVar[str] = "billing_core_outcome_unknown"
+    transaction: Transaction
+    request: GatewayRequest
+    gateway: str
+
+
+@attrs.frozen(kw_only=True)
+class OutcomeReconciled(Event):
+    """Reconciliation learnt the fate of an unknown call from the gateway's ``lookup``:
+    ``outcome`` is what the gateway reported, ``transaction`` the record as now stored."""
+
+    hook: ClassVar[str] = "billing_core_outcome_reconciled"
+    transaction: Transaction
+    outcome: GatewayOutcome
+    gateway: str
+
+
+@attrs.frozen(kw_only=True)
+class SubscriptionAdded(Event):
+    """A subscription was created; ``charge`` is the transaction that paid for its first term,
+    if one was taken."""
+
+    hook: ClassVar[str] = "billing_core_subscription_added"
+    subscription: Subscription
+    charge: Transaction | None = None
+
+
+@attrs.frozen(kw_only=True)
+class SubscriptionRenewed(Event):
+    """A subscription started a new term (``subscription`` as renewed, with the renewal
+    inventory in effect); ``charge`` is the renewal's transaction, if one was taken."""
+
+    hook: ClassVar[str] = "billing_core_subscription_renewed"
+    subscription: Subscription
+    charge: Transaction | None = None

@@ -1,0 +1,159 @@
+"""The hooks of billing_core: what a plugin can provide and what it can listen to.
+
+A plugin is any module or object with functions named after these hooks, decorated with
+``hookimpl``. It may take fewer arguments than the hook offers (pluggy passes the ones it names).
+Third-party plugins are found through the ``billing_core`` entry-point group; the built-ins
+(``billing_core.plugins.builtins``) are registered through these same hooks.
+
+**Providers.** ``billing_core_payment_gateways``, ``billing_core_certificate_providers`` and
+``billing_core_store`` hand the engine the objects it works with; they satisfy the Protocols in
+``billing_core.plugins.protocols``. ``billing_core_choose_gateway`` picks the gateway for a
+payment when several are installed.
+
+**Events.** Every other hook receives one event, a frozen attrs object from
+``billing_core.plugins.events``, after the engine has committed what it describes. Event hooks
+return nothing; an exception raised by one propagates to the engine's caller.
+
+Every hook is named ``billing_core_*``, annotated, documented, and exercised by
+``tests/test_hookspecs.py``, which fails for a hook that lacks any of these. ``docs/hooks.md`` is
+generated from this module and checked against it by the same test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+import pluggy
+
+from ..model import Customer
+from .events import (
+    CertificateCancellation,
+    OutcomeReconciled,
+    OutcomeUnknown,
+    RefundFailed,
+    RefundGaveUp,
+    RefundIssued,
+    SubscriptionAdded,
+    SubscriptionRenewed,
+    VoidIssued,
+)
+from .protocols import CertificateProvider, GatewayRequest, PaymentGateway, Store
+
+__all__ = ["PROJECT", "Clock", "hookimpl", "hookspec"]
+
+PROJECT = "billing_core"
+"""The pluggy project name, which is also the entry-point group third-party plugins use."""
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+Clock = Callable[[], datetime]
+"""A clock: called with no arguments, returns the current aware datetime (the engine's clock)."""
+
+
+# -- providers ---------------------------------------------------------------------------------
+@hookspec
+def billing_core_payment_gateways(
+    clock: Clock, settings: Mapping[str, Any]
+) -> Iterable[PaymentGateway]:
+    """Return the payment gateways this plugin provides.
+
+    Called once per ``Plugins``; the gateways are kept for its lifetime. ``clock`` is the
+    engine's clock and ``settings`` the host's plugin settings. Each gateway's ``name`` must be
+    unique across all plugins: two plugins offering one name is a ``PluginError``.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def billing_core_certificate_providers(
+    clock: Clock, settings: Mapping[str, Any]
+) -> Iterable[CertificateProvider]:
+    """Return the certificate providers this plugin provides.
+
+    Called once per ``Plugins``, like ``billing_core_payment_gateways``; each provider's ``name``
+    must be unique across all plugins.
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def billing_core_store(url: str, options: Mapping[str, Any]) -> Store | None:
+    """Open the store that ``url`` names, or return None when this plugin does not handle it.
+
+    The first plugin returning a store wins; plugins registered later are asked first, and the
+    built-ins (``memory://``, ``sqlite:///path`` and ``postgresql://...``) last, so a plugin can
+    take over a scheme. ``options`` are the host's other store settings.
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def billing_core_choose_gateway(
+    request: GatewayRequest,
+    customer: Customer | None,
+    gateways: Mapping[str, PaymentGateway],
+) -> str | None:
+    """Name the gateway that should take this payment, or return None to let the next plugin
+    (and then the host's default) decide.
+
+    ``gateways`` are the installed gateways by name; the answer must be one of them. Useful to
+    route by currency, by customer (their country, their reseller) or by amount.
+    """
+    raise NotImplementedError
+
+
+# -- events ------------------------------------------------------------------------------------
+@hookspec
+def billing_core_refund_issued(event: RefundIssued) -> None:
+    """A refund succeeded at the gateway (directly or on a retry from the queue)."""
+
+
+@hookspec
+def billing_core_void_issued(event: VoidIssued) -> None:
+    """A void succeeded at the gateway: the charge was cancelled before it settled."""
+
+
+@hookspec
+def billing_core_refund_failed(event: RefundFailed) -> None:
+    """A refund attempt failed; the refund waits in the retry queue for its next attempt."""
+
+
+@hookspec
+def billing_core_refund_gave_up(event: RefundGaveUp) -> None:
+    """The last retry of a refund failed: send ``event.message`` to ``event.notify_emails``.
+
+    The refund has left the queue and its money is no longer reserved; a person has to act.
+    """
+
+
+@hookspec
+def billing_core_certificate_cancellation_requested(event: CertificateCancellation) -> None:
+    """A certificate's cancellation was asked of its provider.
+
+    ``event.state`` is ``requested`` when the customer still has to confirm it in the provider's
+    portal (the certificate was issued): the refund can follow only after that.
+    """
+
+
+@hookspec
+def billing_core_outcome_unknown(event: OutcomeUnknown) -> None:
+    """A gateway call may or may not have happened; its money stays reserved until
+    reconciliation asks the gateway."""
+
+
+@hookspec
+def billing_core_outcome_reconciled(event: OutcomeReconciled) -> None:
+    """Reconciliation learnt the fate of an unknown gateway call and recorded it."""
+
+
+@hookspec
+def billing_core_subscription_added(event: SubscriptionAdded) -> None:
+    """A subscription was created (and its first term charged, if there was a charge)."""
+
+
+@hookspec
+def billing_core_subscription_renewed(event: SubscriptionRenewed) -> None:
+    """A subscription started a new term with its renewal inventory."""
