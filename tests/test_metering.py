@@ -130,7 +130,8 @@ class TestInputs:
         def stream() -> Iterator[UsageEvent]:
             nonlocal peak
             for i in range(2000):
-                gc.collect() if i % 500 == 0 else None
+                if i % 500 == 0:
+                    gc.collect()
                 peak = max(peak, sum(r() is not None for r in alive[-50:]))
                 e = ev(f"{i:06d}", i % 7, S + timedelta(seconds=i))
                 alive.append(weakref.ref(e))

@@ -171,6 +171,14 @@ class TestRounding:
         expected = units if exact >= 0 else -units
         assert m.scale(ratio).minor_units == expected
 
+    def test_scale_is_exact_beyond_28_digits(self) -> None:
+        big = Money("983653588106932502785500", "KWD")
+        exact_fils = Fraction(983653588106932502785500 * 5002 * 1000, 131)
+        expected = int(exact_fils) + (exact_fils - int(exact_fils) >= Fraction(1, 2))
+        result = big.scale(Fraction(5002, 131))
+        assert result.minor_units == expected
+        assert str(result.amount) == "37559047692449438007122679.389"
+
     def test_minor_units_refuses_sub_minor_amounts(self) -> None:
         with pytest.raises(PrecisionError, match="rounded"):
             _ = Money("0.0015", "USD").minor_units

@@ -7,6 +7,8 @@ decision with a reason code and a sentence with the figures), pure at the core (
 The public surface is small and listed in ``__all__``; the rules live in ``billing_core.rules``.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .decisions import Decision, Reason
 from .errors import (
     BillingError,
@@ -44,9 +46,13 @@ from .model import (
 from .money import Money
 from .periods import Period, PeriodUnit, ServicePeriod, service_periods
 
+if TYPE_CHECKING:
+    from .engine import BillingEngine
+
 __version__ = "0.1.0"
 
 __all__ = [
+    "BillingEngine",
     "BillingError",
     "Certificate",
     "CertificateLine",
@@ -85,3 +91,12 @@ __all__ = [
     "__version__",
     "service_periods",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``BillingEngine`` is imported on first use, so the values and rules stay light to import."""
+    if name == "BillingEngine":
+        from .engine import BillingEngine
+
+        return BillingEngine
+    raise AttributeError(f"module 'billing_core' has no attribute {name!r}")

@@ -400,6 +400,19 @@ class Subscription:
         default=SubscriptionState.ACTIVE, converter=_to_subscription_state
     )
     product: str = "ssl"
+    anchor: date | None = attrs.field(default=None)
+    """The recurrence's anchor (the first term's start); ``None`` means ``start``. Renewals move
+    ``start`` to each new term and keep the anchor, so month ends never drift."""
+
+    @anchor.validator
+    def _check_anchor(self, _a: object, value: object) -> None:
+        if value is None:
+            return
+        require_date(value, "anchor")
+        if value > self.start:  # type: ignore[operator]
+            raise InvalidValueError(
+                f"must not be after the start {self.start.isoformat()}", field="anchor", value=value
+            )
 
     @term.validator
     def _check_term(self, _a: object, value: object) -> None:
@@ -423,8 +436,14 @@ class Subscription:
 
     @property
     def term_end(self) -> date:
-        """The end of the current term (exclusive): ``term.after(start)``."""
-        return self.term.after(self.start)
+        """The end of the current term (exclusive): the first boundary of the recurrence from
+        ``anchor`` after ``start`` (``term.after(start)`` when there is no anchor)."""
+        if self.anchor is None or self.anchor == self.start:
+            return self.term.after(self.start)
+        times = 1
+        while self.term.after(self.anchor, times=times) <= self.start:
+            times += 1
+        return self.term.after(self.anchor, times=times)
 
 
 @attrs.frozen(kw_only=True)

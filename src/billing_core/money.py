@@ -142,7 +142,7 @@ class Money:
                 f"must be an int, not {type(units).__name__}", field="units", value=units
             )
         exponent = minor_unit_exponent(currency)
-        return _new(Decimal(units).scaleb(-exponent), currency)
+        return _new(Decimal(units).scaleb(-exponent, context=_ROUNDING), currency)
 
     # -- properties ---------------------------------------------------------------------------
     @property
@@ -153,8 +153,8 @@ class Money:
     @property
     def minor_units(self) -> int:
         """The amount in minor units (cents). Raises ``PrecisionError`` if not a whole number of them."""
-        scaled = self.amount.scaleb(self.exponent)
-        if scaled != scaled.to_integral_value():
+        scaled = self.amount.scaleb(self.exponent, context=_ROUNDING)
+        if scaled != scaled.to_integral_value(context=_ROUNDING):
             raise PrecisionError(
                 f"{self.amount} {self.currency} is not a whole number of minor units; "
                 "call rounded() first",
@@ -234,7 +234,7 @@ class Money:
         for i in order[:leftover]:
             parts[i] += 1
         exponent = self.exponent
-        return tuple(_new(Decimal(sign * p).scaleb(-exponent), self.currency) for p in parts)
+        return tuple(_new(Decimal(sign * p).scaleb(-exponent, context=_ROUNDING), self.currency) for p in parts)
 
     # -- arithmetic ----------------------------------------------------------------------------
     def _same(self, other: Money, op: str) -> None:
@@ -375,7 +375,7 @@ def _scaled(amount: Decimal, currency: str, num: int, den: int, rounding: str) -
         result = Decimal(_round_int(whole, rem, q.denominator, neg, rounding))
         if neg:
             result = -result
-    return _new(result.scaleb(-exponent), currency)
+    return _new(result.scaleb(-exponent, context=_ROUNDING), currency)
 
 
 def _round_int(whole: int, rem: int, den: int, neg: bool, rounding: str) -> int:

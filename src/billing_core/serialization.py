@@ -97,11 +97,19 @@ def _structure_datetime(value: object, _t: type) -> datetime:
         zone = timezone(zone_name, "")
         local = dt.astimezone(zone)
         if local.utcoffset() != dt.utcoffset():
-            raise InvalidValueError(
-                f"offset {dt.isoformat()[19:]} does not match zone {zone_name}",
-                field="",
-                value=value,
-            )
+            # a wall time the zone skipped or repeated: keep it as written if either fold of
+            # that wall time has the stated offset (an exact round trip), else it is corrupt
+            for fold in (0, 1):
+                candidate = dt.replace(tzinfo=zone, fold=fold)
+                if candidate.utcoffset() == dt.utcoffset():
+                    local = candidate
+                    break
+            else:
+                raise InvalidValueError(
+                    f"offset {dt.isoformat()[19:]} does not match zone {zone_name}",
+                    field="",
+                    value=value,
+                )
         dt = local
     return dt
 

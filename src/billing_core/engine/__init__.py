@@ -1,1 +1,30 @@
-"""The BillingEngine: runs the seed flows against the plugins, with idempotency and a write-ahead record."""
+"""The BillingEngine: the seed flows end to end, with idempotency keys, a write-ahead record before
+every gateway call, the refund retry queue and reconciliation of unknown outcomes."""
+
+from .engine import BillingEngine
+from .results import (
+    ChargeOutcome,
+    ChargeResult,
+    CloseResult,
+    InventoryResult,
+    QueueRunResult,
+    ReconcileResult,
+    RefundOutcome,
+    RefundResult,
+    RenewalResult,
+    SubscriptionResult,
+)
+
+__all__ = [
+    "BillingEngine",
+    "ChargeOutcome",
+    "ChargeResult",
+    "CloseResult",
+    "InventoryResult",
+    "QueueRunResult",
+    "ReconcileResult",
+    "RefundOutcome",
+    "RefundResult",
+    "RenewalResult",
+    "SubscriptionResult",
+]

@@ -6,7 +6,7 @@ checks so they refuse the same input with the same error, field and message.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -21,6 +21,7 @@ __all__ = [
     "check_audit_entry",
     "check_claim",
     "check_instance",
+    "check_sequence",
     "check_transaction",
     "check_usage_range",
     "claimed",
@@ -40,6 +41,19 @@ def check_instance(value: object, cls: type[T], field: str) -> T:
             f"must be a {cls.__name__}, not {type(value).__name__}", field=field, value=value
         )
     return value
+
+
+def check_sequence(values: object, cls: type[T], field: str) -> Sequence[T]:
+    """``values`` if it is a sequence of ``cls``; ``InvalidTypeError`` naming the bad item."""
+    if isinstance(values, cls | str) or not isinstance(values, Sequence):
+        raise InvalidTypeError(
+            f"must be a sequence of {cls.__name__}, not {type(values).__name__}",
+            field=field,
+            value=values,
+        )
+    for i, value in enumerate(values):
+        check_instance(value, cls, f"{field}[{i}]")
+    return values
 
 
 def check_transaction(txn: object, field: str = "transaction") -> Transaction:
@@ -97,7 +111,9 @@ def check_audit_entry(entry: object) -> AuditEntry:
     e = check_instance(entry, AuditEntry, "entry")
     if e.id is not None:
         raise InvalidValueError(
-            "must be None: the store assigns audit ids in append order", field="entry.id", value=e.id
+            "must be None: the store assigns audit ids in append order",
+            field="entry.id",
+            value=e.id,
         )
     return e
 
@@ -132,7 +148,9 @@ def state_set(values: Iterable[T] | None, kind: type[T], field: str) -> frozense
     if values is None:
         return None
     if isinstance(values, str):
-        raise InvalidTypeError("must be an iterable of states, not one str", field=field, value=values)
+        raise InvalidTypeError(
+            "must be an iterable of states, not one str", field=field, value=values
+        )
     result = set()
     for i, v in enumerate(values):
         try:

@@ -24,7 +24,7 @@ records in the store.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -47,6 +47,10 @@ __all__ = [
     "SubscriptionRenewed",
     "VoidIssued",
 ]
+
+
+def _strings(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(values)
 
 
 def _aware(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -106,7 +110,7 @@ class RefundGaveUp(Event):
 
     hook: ClassVar[str] = "billing_core_refund_gave_up"
     entry: QueueEntry
-    notify_emails: tuple[str, ...] = attrs.field(converter=tuple)
+    notify_emails: tuple[str, ...] = attrs.field(converter=_strings)
     subject: str
     message: str
     detail: Mapping[str, Any] = attrs.field(factory=dict)
@@ -127,7 +131,8 @@ class CertificateCancellation(Event):
 @attrs.frozen(kw_only=True)
 class OutcomeUnknown(Event):
     """A gateway call answered ``unknown`` (a timeout after sending): ``transaction`` is kept
-    with status ``unknown`` and its money reserved until reconciliation asks the gateway."""
+    with status ``unknown`` until reconciliation asks the gateway's ``lookup``; ``request`` is
+    the call, whose transaction id and key the lookup uses."""
 
     hook: ClassVar[str] = "billing_core_outcome_unknown"
     transaction: Transaction

@@ -125,7 +125,7 @@ def billing_core_refund_failed(event: RefundFailed) -> None:
 def billing_core_refund_gave_up(event: RefundGaveUp) -> None:
     """The last retry of a refund failed: send ``event.message`` to ``event.notify_emails``.
 
-    The refund has left the queue and its money is no longer reserved; a person has to act.
+    The refund has left the queue; nothing will retry it, so a person has to act.
     """
 
 
@@ -140,8 +140,8 @@ def billing_core_certificate_cancellation_requested(event: CertificateCancellati
 
 @hookspec
 def billing_core_outcome_unknown(event: OutcomeUnknown) -> None:
-    """A gateway call may or may not have happened; its money stays reserved until
-    reconciliation asks the gateway."""
+    """A gateway call may or may not have happened: its transaction stays ``unknown`` until
+    reconciliation asks the gateway (it is never retried blindly)."""
 
 
 @hookspec

@@ -23,7 +23,7 @@ from typing import Any
 
 import attrs
 
-from ..errors import ConflictError, InvalidTypeError, NotFoundError
+from ..errors import ConflictError, NotFoundError
 from ..model import (
     Certificate,
     Customer,
@@ -38,6 +38,7 @@ from ._store_common import (
     check_audit_entry,
     check_claim,
     check_instance,
+    check_sequence,
     check_transaction,
     check_usage_range,
     claimed,
@@ -212,14 +213,7 @@ class _MemorySession:
 
     # -- usage --------------------------------------------------------------------------------
     def add_usage_events(self, events: Sequence[UsageEvent]) -> int:
-        if isinstance(events, UsageEvent) or not isinstance(events, Sequence):
-            raise InvalidTypeError(
-                f"must be a sequence of UsageEvent, not {type(events).__name__}",
-                field="events",
-                value=events,
-            )
-        for i, event in enumerate(events):
-            check_instance(event, UsageEvent, f"events[{i}]")
+        check_sequence(events, UsageEvent, "events")
         stored = self._read("usage")
         new = [e for e in events if e.id not in stored]
         if not new:
@@ -248,14 +242,7 @@ class _MemorySession:
 
     # -- invoice lines ------------------------------------------------------------------------
     def add_invoice_lines(self, subscription_id: str, lines: Sequence[InvoiceLine]) -> None:
-        if isinstance(lines, InvoiceLine) or not isinstance(lines, Sequence):
-            raise InvalidTypeError(
-                f"must be a sequence of InvoiceLine, not {type(lines).__name__}",
-                field="lines",
-                value=lines,
-            )
-        for i, line in enumerate(lines):
-            check_instance(line, InvoiceLine, f"lines[{i}]")
+        check_sequence(lines, InvoiceLine, "lines")
         if lines:
             table = self._write("invoice_lines")
             table[subscription_id] = (*table.get(subscription_id, ()), *lines)
@@ -281,6 +268,10 @@ class _MemorySession:
                 value=record.key,
             )
         self._write("idempotency")[record.key] = record
+
+    def delete_idempotency(self, key: str) -> None:
+        if key in self._read("idempotency"):
+            del self._write("idempotency")[key]
 
     # -- audit log ----------------------------------------------------------------------------
     def append_audit(self, entry: AuditEntry) -> None:

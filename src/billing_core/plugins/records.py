@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -47,6 +47,10 @@ class Attempt:
     error: str = ""
 
 
+def _to_attempts(value: Iterable[Attempt]) -> tuple[Attempt, ...]:
+    return tuple(value)  # a typed converter: mypy's attrs plugin reads its parameter type
+
+
 @attrs.frozen(kw_only=True)
 class QueueEntry:
     id: str
@@ -55,7 +59,7 @@ class QueueEntry:
     amount: Money
     idempotency_key: str
     created_at: datetime
-    attempts: tuple[Attempt, ...] = attrs.field(default=(), converter=tuple)
+    attempts: tuple[Attempt, ...] = attrs.field(default=(), converter=_to_attempts)
     next_attempt_at: datetime | None = None
     state: QueueState = QueueState.QUEUED
     claimed_by: str | None = None

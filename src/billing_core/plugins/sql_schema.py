@@ -12,37 +12,63 @@ Beside it sit the columns the store queries, orders or constrains on:
   ``refunded_units + reserved_units <= amount_units``.
 
 ``audit_log`` is append-only: a trigger rejects UPDATE and DELETE (on PostgreSQL also TRUNCATE).
+
+Also here, the database side of the store: ``make_engine`` (SQLite with ``BEGIN IMMEDIATE``, WAL
+and a busy timeout; PostgreSQL through psycopg 3), ``upgrade`` (the Alembic migrations in
+``migrations/``), the mapping of database errors to ``billing_core.errors``, and the JSON codec.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Dialect
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.pool import StaticPool
 
-from ..errors import InvalidAmountError
+from ..errors import (
+    BillingError,
+    ConfigurationError,
+    ConflictError,
+    InvalidAmountError,
+    InvalidTypeError,
+)
 from ..model import Transaction
+from ..serialization import structure, unstructure
 
 __all__ = [
     "AUDIT_TRIGGER_MESSAGE",
     "CHECK_REFUND_WITHIN_AMOUNT",
     "MAX_UNITS",
+    "MIGRATIONS",
     "UtcDateTime",
     "audit_log",
     "certificates",
     "customers",
+    "decode",
+    "encode",
     "idempotency",
     "invoice_lines",
+    "is_memory_sqlite",
+    "make_engine",
     "metadata",
     "refund_queue",
     "subscriptions",
     "transaction_units",
     "transactions",
+    "translate_errors",
+    "upgrade",
     "usage_events",
 ]
+
+T = TypeVar("T")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -76,9 +102,7 @@ class UtcDateTime(sa.types.TypeDecorator[datetime]):
 
 def _seq() -> sa.Column[int]:
     # INTEGER PRIMARY KEY on SQLite (the rowid), BIGSERIAL on PostgreSQL.
-    return sa.Column(
-        "seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True
-    )
+    return sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True)
 
 
 metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
@@ -132,7 +156,9 @@ transactions = sa.Table(
         "amount_units >= 0 AND refunded_units >= 0 AND reserved_units >= 0 AND units_scale >= 0",
         name="non_negative",
     ),
-    sa.CheckConstraint("refunded_units + reserved_units <= amount_units", name="refund_within_amount"),
+    sa.CheckConstraint(
+        "refunded_units + reserved_units <= amount_units", name="refund_within_amount"
+    ),
 )
 
 refund_queue = sa.Table(
@@ -195,7 +221,7 @@ audit_log = sa.Table(
 def _units(value: Decimal, scale: int) -> int:
     sign, digits, exponent = value.as_tuple()
     assert isinstance(exponent, int)  # finite: Money refuses NaN and infinities
-    magnitude = int("".join(map(str, digits)) or "0") * 10 ** (exponent + scale)
+    magnitude = int("".join(map(str, digits)) or "0") * int(10 ** (exponent + scale))
     return -magnitude if sign else magnitude
 
 
@@ -226,3 +252,119 @@ def transaction_units(txn: Transaction) -> dict[str, Any]:
         "refunded_units": units[1],
         "reserved_units": units[2],
     }
+
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+"""The Alembic script directory of the SQL store's schema."""
+
+_MIGRATION_LOCK = 0x62696C6C696E67  # pg_advisory_xact_lock key: one migrator at a time
+_BUSY_TIMEOUT_MS = 30_000
+_RETRYABLE_SQLSTATES = {"40001", "40P01", "55P03"}  # serialization, deadlock, lock not available
+
+
+# -- engines and migrations ------------------------------------------------------------------
+def is_memory_sqlite(url: sa.URL) -> bool:
+    return url.get_backend_name() == "sqlite" and (url.database or ":memory:") == ":memory:"
+
+
+def make_engine(url: str | sa.URL) -> Engine:
+    """An engine set up for the store: SQLite with ``BEGIN IMMEDIATE`` transactions, WAL and a
+    busy timeout; PostgreSQL through psycopg 3 (a bare ``postgresql://`` URL means psycopg)."""
+    u = sa.make_url(url)
+    if u.drivername in ("postgresql", "postgres"):
+        u = u.set(drivername="postgresql+psycopg")
+    backend = u.get_backend_name()
+    if backend == "postgresql":
+        return sa.create_engine(u, pool_pre_ping=True)
+    if backend != "sqlite":
+        raise ConfigurationError(
+            f"the SQL store supports sqlite and postgresql URLs, not {backend!r}",
+            field="url",
+            value=u.render_as_string(hide_password=True),
+        )
+    memory = is_memory_sqlite(u)
+    engine = sa.create_engine(
+        u,
+        connect_args={"check_same_thread": False, "timeout": _BUSY_TIMEOUT_MS / 1000},
+        **({"poolclass": StaticPool} if memory else {}),
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        if not memory:
+            cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def upgrade(url: str | sa.URL | Engine, revision: str = "head") -> None:
+    """Bring the store's schema in the database at ``url`` to ``revision`` (idempotent).
+
+    Runs in one transaction; concurrent callers wait for each other (an advisory lock on
+    PostgreSQL, the write lock on SQLite), so many processes may start at once.
+    """
+    from alembic import command
+    from alembic.config import Config
+
+    engine = url if isinstance(url, Engine) else make_engine(url)
+    try:
+        with translate_errors(), engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
+            config = Config()
+            config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
+            config.attributes["connection"] = conn
+            command.upgrade(config, revision)
+    finally:
+        if engine is not url:
+            engine.dispose()
+
+
+# -- errors ----------------------------------------------------------------------------------
+def _translate(exc: sa.exc.DBAPIError) -> BillingError | None:
+    message = str(exc.orig)
+    if CHECK_REFUND_WITHIN_AMOUNT in message:
+        return InvalidAmountError(
+            "refunded plus reserved must not exceed the amount (refused by the database)",
+            field="transaction.reserved",
+        )
+    if isinstance(exc, sa.exc.IntegrityError):
+        return ConflictError(f"the database refused a conflicting write: {message.strip()}")
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate in _RETRYABLE_SQLSTATES or "database is locked" in message:
+        return ConflictError(
+            f"the database could not serialize this session ({message.strip()}); retry it"
+        )
+    return None
+
+
+@contextmanager
+def translate_errors() -> Iterator[None]:
+    try:
+        yield
+    except sa.exc.DBAPIError as exc:
+        err = _translate(exc)
+        if err is None:
+            raise
+        raise err from exc
+
+
+def encode(value: object, field: str) -> str:
+    try:
+        return json.dumps(unstructure(value), ensure_ascii=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise InvalidTypeError(
+            f"holds a value with no JSON form ({exc})", field=field, value=value
+        ) from None
+
+
+def decode(text: str, cls: type[T]) -> T:
+    return structure(json.loads(text), cls)

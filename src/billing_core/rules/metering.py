@@ -193,15 +193,18 @@ def _property(i: int, e: UsageEvent, key: str) -> object:
 def _by_id(
     events: Iterable[UsageEvent], start: datetime, end: datetime, key: str | None, t: _Tally
 ) -> Iterator[Any]:
-    """The first delivery of each event in the period (or its ``key`` property), via a set."""
+    """The first delivery of each event in the period (or its ``key`` property), via a set.
+
+    The index of the current event is ``n + dup + out`` (no ``enumerate``: this is the hot loop).
+    """
     seen: set[str] = set()
     add = seen.add
-    i = -1
-    dup = out = 0
+    kind = UsageEvent
+    n = dup = out = 0
     try:
-        for i, e in enumerate(events):
-            if e.__class__ is not UsageEvent and not isinstance(e, UsageEvent):
-                raise _not_event(i, e)
+        for e in events:
+            if e.__class__ is not kind and not isinstance(e, kind):
+                raise _not_event(n + dup + out, e)
             at = e.at
             if at < start or at >= end:
                 out += 1
@@ -211,41 +214,43 @@ def _by_id(
                 dup += 1
                 continue
             add(eid)
-            yield e if key is None else _property(i, e, key)
+            yield e if key is None else _property(n + dup + out, e, key)
+            n += 1
     finally:
-        t.counted, t.duplicates, t.outside = i + 1 - dup - out, dup, out
+        t.counted, t.duplicates, t.outside = n, dup, out
 
 
 def _sorted_by_id(
     events: Iterable[UsageEvent], start: datetime, end: datetime, key: str | None, t: _Tally
 ) -> Iterator[Any]:
     """As ``_by_id`` for a stream ordered by id: keeps only the previous id, checks the order."""
-    previous: str | None = None
-    i = -1
-    dup = out = 0
+    previous = ""  # ids are non-empty, so every id is above it
+    kind = UsageEvent
+    n = dup = out = 0
     try:
-        for i, e in enumerate(events):
-            if e.__class__ is not UsageEvent and not isinstance(e, UsageEvent):
-                raise _not_event(i, e)
+        for e in events:
+            if e.__class__ is not kind and not isinstance(e, kind):
+                raise _not_event(n + dup + out, e)
             at = e.at
             if at < start or at >= end:
                 out += 1
                 continue
             eid = e.id
-            if previous is not None and eid <= previous:
+            if eid <= previous:
                 if eid == previous:
                     dup += 1
                     continue
                 raise InvalidValueError(
                     f"must not be below the previous id {previous!r}: dedup='sorted_by_id' "
                     "needs the events ordered by id",
-                    field=f"events[{i}].id",
+                    field=f"events[{n + dup + out}].id",
                     value=eid,
                 )
             previous = eid
-            yield e if key is None else _property(i, e, key)
+            yield e if key is None else _property(n + dup + out, e, key)
+            n += 1
     finally:
-        t.counted, t.duplicates, t.outside = i + 1 - dup - out, dup, out
+        t.counted, t.duplicates, t.outside = n, dup, out
 
 
 def aggregate(

@@ -30,14 +30,26 @@ keeps a million plain-date prorations a second within reach (see ``benchmarks/pr
 
 from __future__ import annotations
 
+import decimal
 import enum
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any, Final, NoReturn
+from typing import Final, NamedTuple
 
+from ..currencies import MINOR_UNITS
 from ..errors import InvalidAmountError, InvalidTypeError, InvalidValueError
-from ..money import Money, _scaled_half_up
+from ..money import (
+    _PRODUCT_MULTIPLY,
+    _QUANTA,
+    _QUOTIENT_DIVIDE,
+    _QUOTIENT_QUANTIZE,
+    _SET_AMOUNT,
+    _SET_CURRENCY,
+    _ZEROS,
+    Money,
+    _scaled_half_up,
+)
 from ..timeutil import require_aware
 
 __all__ = ["DayCount", "Proration", "prorate"]
@@ -72,142 +84,72 @@ _US_PER_DAY: Final = 86_400 * 1_000_000
 _FIELDS: Final = ("period_start", "period_end", "start", "end")
 
 
-class Proration:
-    """The answer of :func:`prorate`. Immutable; compares by its inputs and result.
+class Proration(NamedTuple):
+    """The answer of :func:`prorate`: an immutable record, compared by value.
 
     * ``amount``: the charge, rounded half-up once to minor units (``Money``).
-    * ``fraction``: ``part / whole`` as an exact ``Fraction`` (17/31).
-    * ``part`` / ``whole``: the measured lengths in ``unit`` (``"day"`` or ``"second"``), as
-      ``Decimal`` (whole numbers of days; seconds may carry microseconds).
-    * ``explanation``: ``"17 of 31 days (Jan 15 to Feb 1) of 120.00 USD = 65.81 USD"``.
-    * ``price``, ``quantity``, ``start``, ``end``, ``period_start``, ``period_end``,
-      ``day_count``: the inputs (``end`` filled in with ``period_end`` when it was omitted).
+    * ``fraction``: ``part / whole`` as an exact ``Fraction`` (17/31), built on first read.
+    * ``explanation``: ``"17 of 31 days (Jan 15 to Feb 1) of 120.00 USD = 65.81 USD"``, built on
+      read.
+    * ``part_days``/``whole_days`` style figures: ``part`` and ``whole`` in ``unit``s
+      (``"day"`` or ``"second"``) as ``Decimal`` (seconds may carry microseconds).
+    * the inputs: ``price`` (of one unit for the whole period), ``quantity``, ``start``,
+      ``end`` (filled in with ``period_end`` when omitted), ``period_start``, ``period_end``,
+      ``day_count``.
     """
 
-    __slots__ = ("_args", "amount")
-
     amount: Money
-    # (part, whole, price, quantity, start, end, period_start, period_end, day_count, unit);
-    # part and whole count days when unit is "day", microseconds when it is "second".
-    _args: tuple[Any, ...]
+    raw_part: int  # days, or microseconds when unit is "second"
+    raw_whole: int
+    price: Money
+    quantity: int
+    start: date
+    end: date
+    period_start: date
+    period_end: date
+    day_count: DayCount
+    unit: str = "day"
 
-    def __setattr__(self, name: str, value: object) -> NoReturn:
-        raise AttributeError(f"Proration is immutable; cannot set {name!r}")
-
-    # -- the measured figures --------------------------------------------------------------
     @property
     def fraction(self) -> Fraction:
         """``part / whole``, exact."""
-        return Fraction(self._args[0], self._args[1])
-
-    @property
-    def unit(self) -> str:
-        """``"day"`` or ``"second"``."""
-        unit: str = self._args[9]
-        return unit
+        return Fraction(self.raw_part, self.raw_whole)
 
     @property
     def part(self) -> Decimal:
         """The length of the part, in ``unit``s."""
-        return self._in_units(self._args[0])
+        return self._in_units(self.raw_part)
 
     @property
     def whole(self) -> Decimal:
         """The length of the whole period, in ``unit``s."""
-        return self._in_units(self._args[1])
+        return self._in_units(self.raw_whole)
 
     def _in_units(self, raw: int) -> Decimal:
-        if self._args[9] == "day":
+        if self.unit == "day":
             return Decimal(raw)
         if raw % 1_000_000:
             return Decimal(raw).scaleb(-6).normalize()
         return Decimal(raw // 1_000_000)
 
-    # -- the inputs ---------------------------------------------------------------------------
-    @property
-    def price(self) -> Money:
-        """The full-period price of one unit."""
-        price: Money = self._args[2]
-        return price
-
-    @property
-    def quantity(self) -> int:
-        """How many units (certificates, seats) are prorated."""
-        quantity: int = self._args[3]
-        return quantity
-
-    @property
-    def start(self) -> date:
-        start: date = self._args[4]
-        return start
-
-    @property
-    def end(self) -> date:
-        end: date = self._args[5]
-        return end
-
-    @property
-    def period_start(self) -> date:
-        period_start: date = self._args[6]
-        return period_start
-
-    @property
-    def period_end(self) -> date:
-        period_end: date = self._args[7]
-        return period_end
-
-    @property
-    def day_count(self) -> DayCount:
-        day_count: DayCount = self._args[8]
-        return day_count
-
     @property
     def explanation(self) -> str:
-        """One sentence with the figures, built on first read."""
-        part, whole, price, quantity, start, end, _ps, _pe, day_count, unit = self._args
+        """One sentence with the figures, built on read."""
+        quantity, price = self.quantity, self.price
         what = f"{quantity} × {price}" if quantity != 1 else f"{price}"
-        if unit == "day":
-            span = _date_span(start, end, day_count)
+        if self.unit == "day":
+            span = _date_span(self.start, self.end, self.day_count)
+            part, whole = self.raw_part, self.raw_whole
             days = f"day{'' if whole == 1 else 's'}"
             return f"{part} of {whole} {days} ({span}) of {what} = {self.amount}"
         return (
             f"{_seconds(self.part)} of {_seconds(self.whole)} seconds "
-            f"({_iso(start)} to {_iso(end)}) of {what} = {self.amount}"
+            f"({_iso(self.start)} to {_iso(self.end)}) of {what} = {self.amount}"
         )
 
-    # -- value behaviour ----------------------------------------------------------------------
-    def _key(self) -> tuple[Any, ...]:
-        part, whole, *rest = self._args
-        return (self.amount, Fraction(part, whole), *rest)
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Proration):
-            return NotImplemented
-        return self._key() == other._key()
-
-    def __hash__(self) -> int:
-        return hash(self._key())
-
-    def __repr__(self) -> str:
-        return (
-            f"Proration(amount={self.amount!r}, fraction={self.fraction!r}, "
-            f"day_count={self.day_count.value!r}, explanation={self.explanation!r})"
-        )
-
-    def __reduce__(self) -> Any:
-        return (_result, (self.amount, self._args))
-
-
-_SET_RESULT_AMOUNT: Final = Proration.__dict__["amount"].__set__
-_SET_RESULT_ARGS: Final = Proration.__dict__["_args"].__set__
-_new_result: Final = object.__new__
-
-
-def _result(amount: Money, args: tuple[Any, ...]) -> Proration:
-    res = _new_result(Proration)
-    _SET_RESULT_AMOUNT(res, amount)
-    _SET_RESULT_ARGS(res, args)
-    return res
+_new_result: Final = tuple.__new__
+_new_money: Final = object.__new__
 
 
 def prorate(
@@ -249,13 +191,34 @@ def prorate(
         if lo <= a <= b <= hi and lo < hi and quantity >= 0:
             part = b - a
             whole = hi - lo
-            res = _new_result(Proration)
-            _SET_RESULT_AMOUNT(
-                res, _scaled_half_up(amount.amount, amount.currency, part * quantity, whole)
+            # money._scaled_half_up inlined (see there for why this is exact)
+            currency = amount.currency
+            exponent = MINOR_UNITS[currency]
+            try:
+                product = _PRODUCT_MULTIPLY(amount.amount, part * quantity)
+            except decimal.Inexact:
+                charged = _scaled_half_up(amount.amount, currency, part * quantity, whole)
+            else:
+                rounded = _QUOTIENT_QUANTIZE(_QUOTIENT_DIVIDE(product, whole), _QUANTA[exponent])
+                charged = _new_money(Money)
+                _SET_AMOUNT(charged, rounded if rounded else _ZEROS[exponent])
+                _SET_CURRENCY(charged, currency)
+            return _new_result(
+                Proration,
+                (
+                    charged,
+                    part,
+                    whole,
+                    amount,
+                    quantity,
+                    start,
+                    end,
+                    period_start,
+                    period_end,
+                    day_count,
+                    "day",
+                ),
             )
-            args = (part, whole, amount, quantity, start, end, period_start, period_end)
-            _SET_RESULT_ARGS(res, (*args, day_count, "day"))
-            return res
     return _prorate_checked(amount, period_start, period_end, start, end, day_count, quantity)
 
 
@@ -340,9 +303,21 @@ def _prorate_checked(
         if False in kinds:  # plain dates only: whole days of 86,400 seconds
             part, whole = part * _US_PER_DAY, whole * _US_PER_DAY
     charged = _scaled_half_up(amount.amount, amount.currency, part * quantity, whole)
-    return _result(
-        charged,
-        (part, whole, amount, quantity, start, end, period_start, period_end, convention, unit),
+    return _new_result(
+        Proration,
+        (
+            charged,
+            part,
+            whole,
+            amount,
+            quantity,
+            start,
+            end,
+            period_start,
+            period_end,
+            convention,
+            unit,
+        ),
     )
 
 

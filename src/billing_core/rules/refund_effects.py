@@ -30,7 +30,7 @@ from typing import Final
 
 import attrs
 
-from ..errors import InvalidAmountError, InvalidTypeError, InvalidValueError
+from ..errors import CurrencyMismatchError, InvalidAmountError, InvalidTypeError, InvalidValueError
 from ..model import (
     CertificateLine,
     CertificateStatus,
@@ -115,7 +115,7 @@ def _as_step(what: object, original: Transaction) -> RefundStep:
 def _check_step(original: Transaction, step: RefundStep) -> None:
     amount = step.amount
     if amount.currency != original.currency:
-        raise InvalidValueError(
+        raise CurrencyMismatchError(
             f"must be in {original.currency}, not {amount.currency}", field="amount", value=amount
         )
     if amount.amount <= 0 or not amount.is_rounded:
@@ -193,7 +193,7 @@ def reserve_refund(
         settled=False,
         status=TransactionStatus.PENDING,
         kind=_KIND[s.action],
-        lines=lines,  # type: ignore[arg-type]  # Transaction.lines' converter=tuple
+        lines=lines,
         parent_id=original.id,
         customer_id=original.customer_id,
         subscription_id=original.subscription_id,
@@ -201,6 +201,14 @@ def reserve_refund(
         idempotency_key=idempotency_key,
     )
     return AppliedRefund(attrs.evolve(original, reserved=original.reserved + s.amount), record)
+
+
+IN_FLIGHT = frozenset(
+    {TransactionStatus.PENDING, TransactionStatus.UNKNOWN, TransactionStatus.FAILED}
+)
+"""Statuses of a refund or void record whose amount is still reserved on the original: written
+ahead (``pending``; an engine stores ``unknown`` until the gateway answers), or ``failed`` and
+waiting in the retry queue. ``complete_refund`` and ``release_refund`` take only these."""
 
 
 def _check_pair(original: Transaction, record: Transaction) -> None:
@@ -213,9 +221,10 @@ def _check_pair(original: Transaction, record: Transaction) -> None:
         raise InvalidValueError(
             f"must be a refund or void of {original.id}", field="record", value=record.id
         )
-    if record.status is not TransactionStatus.PENDING:
+    if record.status not in IN_FLIGHT:
         raise InvalidValueError(
-            f"must be pending, not {record.status.value}",
+            f"must be in flight (pending, unknown, or failed and waiting for a retry), "
+            f"not {record.status.value}",
             field="record.status",
             value=record.status,
         )
@@ -273,7 +282,7 @@ def complete_refund(
         refunded=refunded,
         reserved=original.reserved - record.amount,
         status=status,
-        lines=tuple(lines),  # type: ignore[arg-type]  # Transaction.lines' converter=tuple
+        lines=tuple(lines),
     )
     reference = gateway_reference if gateway_reference is not None else record.gateway_reference
     done_record = attrs.evolve(

@@ -1,0 +1,580 @@
+"""Refunds: decide, write ahead, call the gateway, record what happened, retry, reconcile.
+
+The order of every refund or void, whatever the caller:
+
+1. **Decide and reserve**, in one store session holding the original transaction locked: the
+   rules (``refund_effects.plan_order_refund``) decide on the transaction as stored, never on a
+   copy in memory; the decided amount is *reserved* on the original, and the refund (or void)
+   transaction is written ahead with status ``unknown`` and its gateway idempotency key. A second
+   worker asking at the same moment waits for the lock and then sees the reservation, so the
+   refunded plus reserved total never exceeds the captured amount (the store refuses such a write
+   too).
+2. **Call the gateway**, outside any session, with the written-ahead id and key.
+3. **Record the outcome**, in a second session: succeeded moves the reservation to ``refunded``
+   and sets the statuses; a void declined because the charge settled meanwhile becomes a refund
+   (void first, refund on fallback); a declined or unsent refund keeps its reservation and enters
+   the retry queue; an unknown answer leaves the record ``unknown``, which blocks any other money
+   movement on the transaction until ``reconcile`` asks the gateway.
+
+The retry queue tries each failed refund once a day, up to 3 more times, always with the refund's
+original gateway key (a gateway never refunds one key twice); after the last failure the entry
+gives up, the reservation is released, and the merchant's notify emails get the notice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+import attrs
+
+from ..errors import NotFoundError
+from ..model import CertificateStatus, Transaction, TransactionKind, TransactionStatus
+from ..money import Money
+from ..plugins.events import (
+    OutcomeReconciled,
+    OutcomeUnknown,
+    RefundFailed,
+    RefundGaveUp,
+    RefundIssued,
+    VoidIssued,
+)
+from ..plugins.protocols import (
+    GatewayOperation,
+    GatewayOutcome,
+    GatewayRequest,
+    OutcomeStatus,
+    StoreSession,
+)
+from ..plugins.records import Attempt, QueueEntry, QueueState
+from ..rules import refund_effects as effects
+from ..rules.refunds import RefundStep
+from ..rules.retry import give_up_notice, next_retry
+from ..rules.transitions import RefundAction
+from ..serialization import unstructure
+from .context import EngineContext, call_gateway, lookup
+from .results import QueueRunResult, ReconcileResult, RefundOutcome, RefundResult
+
+__all__ = ["process_refund_queue", "reconcile", "refund", "sync_settlement"]
+
+_IN_DOUBT = (TransactionStatus.UNKNOWN, TransactionStatus.PENDING)
+"""Records whose gateway outcome is not known yet: they block money movement and get reconciled."""
+_DOUBTFUL = (OutcomeStatus.UNKNOWN, OutcomeStatus.PENDING)
+"""Gateway answers that leave the outcome open."""
+
+
+def queue_id(refund_id: str) -> str:
+    """The queue entry of a refund transaction has a derived id: one entry per refund, ever."""
+    return f"q-{refund_id}"
+
+
+# -- 1. decide and reserve ---------------------------------------------------------------------
+def refund(
+    ctx: EngineContext,
+    transaction_id: str,
+    *,
+    amount: Money | None,
+    certificates: Mapping[int | str, int] | None,
+    key: str,
+    actor: str,
+) -> RefundResult:
+    """Refund (or void) ``transaction_id``: the whole remainder, an amount, or certificates."""
+    sync_settlement(ctx, transaction_id)
+    now = ctx.now()
+    with ctx.store.session() as s:
+        original = s.get_transaction(transaction_id, lock=True)
+        if original is None:
+            raise NotFoundError(f"no transaction {transaction_id!r}", field="transaction_id")
+        doubt = _in_doubt_children(s, original)
+        if doubt:
+            ctx.audit(s, action="refund.blocked", subject_id=original.id, actor=actor,
+                      detail={"in_doubt": doubt})
+            return RefundResult(
+                transaction_id=original.id,
+                outcome=RefundOutcome.DENIED,
+                reason="outcome_unknown",
+                explanation=(
+                    f"A refund or void of this payment ({', '.join(doubt)}) has an unknown "
+                    "outcome at the gateway; no more money can move on it until it is "
+                    "reconciled."
+                ),
+            )
+        plan = effects.plan_order_refund(
+            original,
+            now=now,
+            amount=amount,
+            certificates=certificates,
+            certificate=_certificate_status(ctx, s, original, certificates),
+            policy=ctx.refund_policy,
+        )
+        if not plan.steps:
+            decision = plan.decision
+            ctx.audit(s, action="refund.denied", subject_id=original.id, actor=actor,
+                      detail={"reason": str(decision.reason), "explanation": decision.explanation})
+            return RefundResult(
+                transaction_id=original.id,
+                outcome=RefundOutcome.DENIED,
+                reason=str(decision.reason),
+                explanation=decision.explanation,
+            )
+        first = plan.steps[0]
+        record = _write_ahead(ctx, s, original, first, key=key, actor=actor, now=now)
+    outcome = _send(ctx, original, record)
+    return _record_outcome(ctx, plan, record, outcome, key=key, actor=actor)
+
+
+def _write_ahead(
+    ctx: EngineContext,
+    s: StoreSession,
+    original: Transaction,
+    step: RefundStep,
+    *,
+    key: str,
+    actor: str,
+    now: datetime,
+) -> Transaction:
+    """Reserve ``step`` on ``original`` and store the ``unknown`` record before the gateway call."""
+    refund_id = ctx.ids("rf" if step.action is RefundAction.REFUND else "vd")
+    gateway_key = f"{key}:{step.action.value}"
+    applied = effects.reserve_refund(
+        original, step, refund_id=refund_id, at=now, idempotency_key=gateway_key
+    )
+    record = attrs.evolve(applied.record, status=TransactionStatus.UNKNOWN)
+    s.update_transaction(applied.original)
+    s.insert_transaction(record)
+    ctx.audit(s, action=f"{step.action.value}.write_ahead", subject_id=record.id, actor=actor,
+              detail={"original": original.id, "amount": unstructure(step.amount),
+                      "idempotency_key": gateway_key})
+    return record
+
+
+# -- 2. call the gateway -------------------------------------------------------------------------
+def _send(ctx: EngineContext, original: Transaction, record: Transaction) -> GatewayOutcome:
+    gateway = ctx.gateway(original.gateway)
+    operation = (
+        GatewayOperation.VOID if record.kind is TransactionKind.VOID else GatewayOperation.REFUND
+    )
+    request = GatewayRequest(
+        operation=operation,
+        transaction_id=record.id,
+        idempotency_key=record.idempotency_key or record.id,
+        amount=record.amount,
+        parent_transaction_id=original.id,
+        parent_reference=original.gateway_reference,
+        customer_id=original.customer_id,
+    )
+    outcome = call_gateway(gateway, request)
+    if outcome.status in (OutcomeStatus.UNKNOWN, OutcomeStatus.PENDING):
+        ctx.emit(OutcomeUnknown(at=ctx.now(), transaction=record, request=request,
+                                gateway=gateway.name))
+    return outcome
+
+
+# -- 3. record the outcome -----------------------------------------------------------------------
+def _record_outcome(
+    ctx: EngineContext,
+    plan: effects.OrderRefundPlan,
+    record: Transaction,
+    outcome: GatewayOutcome,
+    *,
+    key: str,
+    actor: str,
+) -> RefundResult:
+    status = outcome.status
+    if status is OutcomeStatus.SUCCEEDED:
+        return _completed(ctx, record, outcome, actor=actor)
+    if status in _DOUBTFUL:
+        return _in_doubt(ctx, record, outcome, actor=actor)
+    if record.kind is TransactionKind.VOID:
+        nxt = effects.after_void(plan, effects.void_result(status.value, outcome.decline_code))
+        if nxt.action is effects.NextAction.REFUND and nxt.step is not None:
+            return _void_became_refund(ctx, plan, record, nxt.step, key=key, actor=actor)
+        return _void_failed(ctx, record, outcome, actor=actor)
+    return _queue_first_failure(ctx, record, outcome, actor=actor)
+
+
+def _completed(
+    ctx: EngineContext,
+    record: Transaction,
+    outcome: GatewayOutcome,
+    *,
+    actor: str,
+    retried: bool = False,
+) -> RefundResult:
+    with ctx.store.session() as s:
+        original = _parent(s, record)
+        current = s.get_transaction(record.id, lock=True) or record
+        done = effects.complete_refund(original, current, gateway_reference=outcome.reference)
+        s.update_transaction(done.original)
+        s.update_transaction(attrs.evolve(done.record, settled=outcome.settled))
+        entry = s.get_queue_entry(queue_id(record.id), lock=True)
+        if entry is not None and entry.state is not QueueState.SUCCEEDED:
+            s.put_queue_entry(attrs.evolve(
+                entry, state=QueueState.SUCCEEDED, claimed_by=None, lease_until=None,
+                attempts=(*entry.attempts, Attempt(at=ctx.now(), outcome="succeeded")),
+            ))
+        ctx.audit(s, action=f"{record.kind.value}.succeeded", subject_id=record.id, actor=actor,
+                  detail={"original": original.id, "reference": outcome.reference})
+    event_at = ctx.now()
+    if record.kind is TransactionKind.VOID:
+        ctx.emit(VoidIssued(at=event_at, void=done.record, original=done.original,
+                            gateway=original.gateway or ""))
+        what, result = "voided", RefundOutcome.VOIDED
+    else:
+        ctx.emit(RefundIssued(at=event_at, refund=done.record, original=done.original,
+                              gateway=original.gateway or "", retried=retried))
+        what, result = "refunded", RefundOutcome.REFUNDED
+    return RefundResult(
+        transaction_id=original.id,
+        outcome=result,
+        amount=record.amount,
+        refund_transaction_id=record.id,
+        explanation=f"{record.amount} was {what}; the payment is now {done.original.status.value}"
+        f" ({done.original.refunded} of {done.original.amount} given back).",
+    )
+
+
+def _in_doubt(
+    ctx: EngineContext, record: Transaction, outcome: GatewayOutcome, *, actor: str
+) -> RefundResult:
+    status = (
+        TransactionStatus.PENDING
+        if outcome.status is OutcomeStatus.PENDING
+        else TransactionStatus.UNKNOWN
+    )
+    with ctx.store.session() as s:
+        current = s.get_transaction(record.id, lock=True) or record
+        s.update_transaction(attrs.evolve(current, status=status))
+        ctx.audit(s, action=f"{record.kind.value}.{status.value}", subject_id=record.id,
+                  actor=actor, detail={"message": outcome.message})
+    return RefundResult(
+        transaction_id=record.parent_id or "",
+        outcome=RefundOutcome.UNKNOWN,
+        amount=record.amount,
+        refund_transaction_id=record.id,
+        explanation=(
+            f"The gateway's answer to the {record.kind.value} of {record.amount} was lost "
+            f"({outcome.message or status.value}). The amount stays reserved and no other "
+            "money moves on this payment until reconciliation asks the gateway."
+        ),
+    )
+
+
+def _void_became_refund(
+    ctx: EngineContext,
+    plan: effects.OrderRefundPlan,
+    void: Transaction,
+    step: RefundStep,
+    *,
+    key: str,
+    actor: str,
+) -> RefundResult:
+    """The charge settled before the void: release the void, mark settled, refund instead."""
+    with ctx.store.session() as s:
+        original = _parent(s, void)
+        current = s.get_transaction(void.id, lock=True) or void
+        released = effects.release_refund(original, current)
+        s.update_transaction(released.record)
+        settled = attrs.evolve(released.original, settled=True, settled_at=ctx.now())
+        ctx.audit(s, action="void.settled_meanwhile", subject_id=void.id, actor=actor,
+                  detail={"original": original.id})
+        record = _write_ahead(ctx, s, settled, step, key=key, actor=actor, now=ctx.now())
+    outcome = _send(ctx, settled, record)
+    return _record_outcome(ctx, plan, record, outcome, key=key, actor=actor)
+
+
+def _void_failed(
+    ctx: EngineContext, void: Transaction, outcome: GatewayOutcome, *, actor: str
+) -> RefundResult:
+    """A void that was declined (not for settlement) or never sent: nothing happened."""
+    with ctx.store.session() as s:
+        original = _parent(s, void)
+        current = s.get_transaction(void.id, lock=True) or void
+        released = effects.release_refund(original, current)
+        s.update_transaction(released.original)
+        s.update_transaction(released.record)
+        ctx.audit(s, action="void.failed", subject_id=void.id, actor=actor,
+                  detail={"status": outcome.status.value, "message": outcome.message})
+    why = "was never sent" if outcome.status is OutcomeStatus.NOT_SENT else "was declined"
+    return RefundResult(
+        transaction_id=original.id,
+        outcome=RefundOutcome.FAILED,
+        amount=void.amount,
+        refund_transaction_id=void.id,
+        reason=outcome.decline_code,
+        explanation=f"The void of {void.amount} {why} ({outcome.message}); nothing was voided. "
+        "Ask again with a new idempotency key.",
+    )
+
+
+def _queue_first_failure(
+    ctx: EngineContext, record: Transaction, outcome: GatewayOutcome, *, actor: str
+) -> RefundResult:
+    now = ctx.now()
+    error = _error(outcome)
+    with ctx.store.session() as s:
+        current = s.get_transaction(record.id, lock=True) or record
+        failed = attrs.evolve(current, status=TransactionStatus.FAILED)
+        s.update_transaction(failed)
+        entry = QueueEntry(
+            id=queue_id(record.id),
+            refund_transaction_id=record.id,
+            original_transaction_id=record.parent_id or "",
+            amount=record.amount,
+            idempotency_key=record.idempotency_key or record.id,
+            created_at=now,
+            attempts=(Attempt(at=now, outcome=outcome.status.value, error=error),),
+        )
+        gave_up, entry = _schedule(ctx, s, entry, now)
+        ctx.audit(s, action="refund.failed", subject_id=record.id, actor=actor,
+                  detail={"error": error, "queue_entry": entry.id})
+    if gave_up:
+        return RefundResult(
+            transaction_id=record.parent_id or "", outcome=RefundOutcome.GAVE_UP,
+            amount=record.amount, refund_transaction_id=record.id, queue_entry_id=entry.id,
+            explanation=f"The refund of {record.amount} failed ({error}) and the policy allows "
+            "no retry; the merchant was notified.",
+        )
+    ctx.emit(RefundFailed(at=now, entry=entry, error=error, decline_code=outcome.decline_code))
+    when = entry.next_attempt_at.isoformat() if entry.next_attempt_at else "later"
+    return RefundResult(
+        transaction_id=record.parent_id or "",
+        outcome=RefundOutcome.QUEUED,
+        amount=record.amount,
+        refund_transaction_id=record.id,
+        queue_entry_id=entry.id,
+        reason=outcome.decline_code,
+        explanation=f"The gateway did not refund {record.amount} ({error}). The refund is "
+        f"queued and will be tried again at {when}, up to {ctx.retry_policy.retries} times; "
+        "the amount stays reserved meanwhile.",
+    )
+
+
+def _schedule(
+    ctx: EngineContext, s: StoreSession, entry: QueueEntry, now: datetime
+) -> tuple[bool, QueueEntry]:
+    """After a failed attempt: queue the next one, or give up, release and notify."""
+    last = entry.attempts[-1].at if entry.attempts else now
+    nxt = next_retry(entry.failures, last, ctx.retry_policy)
+    if nxt is not None:
+        queued = attrs.evolve(entry, state=QueueState.QUEUED, next_attempt_at=nxt,
+                              claimed_by=None, lease_until=None)
+        s.put_queue_entry(queued)
+        return False, queued
+    gave_up = attrs.evolve(entry, state=QueueState.GAVE_UP, next_attempt_at=None,
+                           claimed_by=None, lease_until=None)
+    s.put_queue_entry(gave_up)
+    record = s.get_transaction(entry.refund_transaction_id, lock=True)
+    original = s.get_transaction(entry.original_transaction_id, lock=True)
+    if record is not None and original is not None:
+        released = effects.release_refund(original, record)
+        s.update_transaction(released.original)
+        s.update_transaction(released.record)
+    notice = give_up_notice(
+        transaction_id=entry.original_transaction_id,
+        refund_id=entry.refund_transaction_id,
+        amount=entry.amount,
+        attempts=entry.attempts,
+        notify_emails=ctx.notify_emails,
+        idempotency_key=entry.idempotency_key,
+    )
+    ctx.audit(s, action="refund.gave_up", subject_id=entry.refund_transaction_id,
+              actor=ctx.worker_id, detail={"attempts": len(entry.attempts),
+                                           "notify": list(ctx.notify_emails)})
+    ctx.emit(RefundGaveUp(at=now, entry=gave_up, notify_emails=ctx.notify_emails,
+                          subject=notice.subject, message=notice.explanation,
+                          detail=unstructure(notice)))
+    return True, gave_up
+
+
+# -- the retry queue -------------------------------------------------------------------------------
+def process_refund_queue(
+    ctx: EngineContext, *, now: datetime | None = None, limit: int = 100
+) -> QueueRunResult:
+    """Retry every refund due at ``now``: claim, call the gateway with the original key, record."""
+    at = now or ctx.now()
+    with ctx.store.session() as s:
+        entries = s.claim_due(now=at, worker=ctx.worker_id, lease_seconds=ctx.lease_seconds,
+                              limit=limit)
+    counts = {"succeeded": 0, "retry_later": 0, "gave_up": 0, "unknown": 0}
+    for entry in entries:
+        counts[_retry(ctx, entry, at)] += 1
+    return QueueRunResult(claimed=len(entries), **counts)
+
+
+def _retry(ctx: EngineContext, entry: QueueEntry, now: datetime) -> str:
+    with ctx.store.session() as s:
+        record = s.get_transaction(entry.refund_transaction_id)
+        original = s.get_transaction(entry.original_transaction_id)
+    if record is None or original is None:  # pragma: no cover - written in one session
+        return "unknown"
+    outcome = _send(ctx, original, record)
+    if outcome.status is OutcomeStatus.SUCCEEDED:
+        _completed(ctx, record, outcome, actor=ctx.worker_id, retried=True)
+        return "succeeded"
+    if outcome.status in _DOUBTFUL:
+        with ctx.store.session() as s:
+            current = s.get_queue_entry(entry.id, lock=True) or entry
+            s.put_queue_entry(attrs.evolve(
+                current, state=QueueState.QUEUED, next_attempt_at=None, claimed_by=None,
+                lease_until=None,
+                attempts=(*current.attempts, Attempt(at=now, outcome=outcome.status.value)),
+            ))
+        _in_doubt(ctx, record, outcome, actor=ctx.worker_id)
+        return "unknown"
+    return _register_failure(ctx, entry.id, outcome, now)
+
+
+def _register_failure(
+    ctx: EngineContext, entry_id: str, outcome: GatewayOutcome, now: datetime
+) -> str:
+    error = _error(outcome)
+    with ctx.store.session() as s:
+        current = s.get_queue_entry(entry_id, lock=True)
+        if current is None or current.state in (QueueState.SUCCEEDED, QueueState.GAVE_UP):
+            return "unknown"
+        failed = attrs.evolve(
+            current, attempts=(*current.attempts,
+                               Attempt(at=now, outcome=outcome.status.value, error=error)),
+        )
+        gave_up, updated = _schedule(ctx, s, failed, now)
+    if gave_up:
+        return "gave_up"
+    ctx.emit(RefundFailed(at=now, entry=updated, error=error, decline_code=outcome.decline_code))
+    return "retry_later"
+
+
+# -- reconciliation ----------------------------------------------------------------------------------
+def reconcile(ctx: EngineContext) -> ReconcileResult:
+    """Ask the gateway about every transaction whose outcome is unknown or pending, and record
+    what it says. What the gateway itself cannot tell stays unknown (and is reported)."""
+    with ctx.store.session() as s:
+        doubtful = s.list_transactions(statuses=_IN_DOUBT)
+    resolved = 0
+    still: list[str] = []
+    for record in doubtful:
+        gateway = ctx.gateway(record.gateway)
+        outcome = lookup(gateway, record.id, record.idempotency_key or record.id)
+        if outcome.status in _DOUBTFUL:
+            still.append(record.id)
+            continue
+        resolved += 1
+        _resolve(ctx, record, outcome)
+        ctx.emit(OutcomeReconciled(at=ctx.now(), transaction=_stored(ctx, record.id),
+                                   outcome=outcome, gateway=gateway.name))
+    return ReconcileResult(checked=len(doubtful), resolved=resolved, still_unknown=tuple(still))
+
+
+def _resolve(ctx: EngineContext, record: Transaction, outcome: GatewayOutcome) -> None:
+    actor = ctx.worker_id
+    if record.kind in (TransactionKind.REFUND, TransactionKind.VOID):
+        if outcome.status is OutcomeStatus.SUCCEEDED:
+            _completed(ctx, record, outcome, actor=actor)
+        elif record.kind is TransactionKind.VOID:
+            _void_failed(ctx, record, outcome, actor=actor)
+        else:
+            with ctx.store.session() as s:
+                entry = s.get_queue_entry(queue_id(record.id))
+            if entry is None:
+                _queue_first_failure(ctx, record, outcome, actor=actor)
+            else:
+                with ctx.store.session() as s:
+                    current = s.get_transaction(record.id, lock=True) or record
+                    s.update_transaction(attrs.evolve(current, status=TransactionStatus.FAILED))
+                _register_failure(ctx, entry.id, outcome, ctx.now())
+        return
+    with ctx.store.session() as s:
+        current = s.get_transaction(record.id, lock=True) or record
+        if outcome.status is OutcomeStatus.SUCCEEDED:
+            updated = attrs.evolve(
+                current, status=TransactionStatus.COMPLETED, gateway_reference=outcome.reference,
+                settled=outcome.settled, settled_at=ctx.now() if outcome.settled else None,
+            )
+        else:
+            updated = attrs.evolve(current, status=TransactionStatus.FAILED)
+        s.update_transaction(updated)
+        ctx.audit(s, action=f"{record.kind.value}.reconciled", subject_id=record.id, actor=actor,
+                  detail={"status": outcome.status.value})
+
+
+def sync_settlement(ctx: EngineContext, transaction_id: str) -> None:
+    """Learn from the gateway whether an unsettled charge has settled (a read, moves nothing)."""
+    with ctx.store.session() as s:
+        t = s.get_transaction(transaction_id)
+    if (
+        t is None
+        or t.settled
+        or t.kind not in (TransactionKind.SALE, TransactionKind.CAPTURE)
+        or t.status not in (TransactionStatus.COMPLETED, TransactionStatus.PARTIALLY_REFUNDED)
+        or t.gateway not in ctx.gateways
+    ):
+        return
+    outcome = lookup(ctx.gateway(t.gateway), t.id, t.idempotency_key or t.id)
+    if outcome.status is OutcomeStatus.SUCCEEDED and outcome.settled:
+        with ctx.store.session() as s:
+            current = s.get_transaction(transaction_id, lock=True)
+            if current is not None and not current.settled:
+                s.update_transaction(attrs.evolve(current, settled=True, settled_at=ctx.now()))
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+def _parent(s: StoreSession, record: Transaction) -> Transaction:
+    original = s.get_transaction(record.parent_id or "", lock=True)
+    if original is None:  # pragma: no cover - written in one session with the record
+        raise NotFoundError(f"no transaction {record.parent_id!r}", field="parent_id")
+    return original
+
+
+def _stored(ctx: EngineContext, transaction_id: str) -> Transaction:
+    with ctx.store.session() as s:
+        t = s.get_transaction(transaction_id)
+    if t is None:  # pragma: no cover
+        raise NotFoundError(f"no transaction {transaction_id!r}", field="transaction_id")
+    return t
+
+
+def _in_doubt_children(s: StoreSession, original: Transaction) -> list[str]:
+    children = s.list_transactions(parent_id=original.id, statuses=_IN_DOUBT)
+    return sorted(t.id for t in children)
+
+
+def _certificate_status(
+    ctx: EngineContext,
+    s: StoreSession,
+    original: Transaction,
+    certificates: Mapping[int | str, int] | None,
+) -> CertificateStatus | None:
+    """The status of the certificate(s) the refund is for: issued wins over pending wins over
+    the rest, so one issued certificate blocks a refund of the lines it is on."""
+    ids = [line.certificate_id for line in original.lines if line.certificate_id]
+    if certificates:
+        chosen = {str(k) for k in certificates}
+        ids = [
+            line.certificate_id
+            for i, line in enumerate(original.lines)
+            if line.certificate_id
+            and ({str(i), line.certificate_id, line.certificate_type} & chosen)
+        ]
+    if not ids:
+        return None
+    statuses = []
+    for cid in ids:
+        stored = s.get_certificate(cid)
+        status = stored.status if stored is not None else None
+        if ctx.certificate_provider is not None:
+            fresh = ctx.certificate_provider.status(cid)
+            if stored is not None and fresh is not stored.status:
+                s.put_certificate(attrs.evolve(stored, status=fresh))
+            status = fresh
+        if status is not None:
+            statuses.append(CertificateStatus(status))
+    for worst in (CertificateStatus.ISSUED, CertificateStatus.PENDING):
+        if worst in statuses:
+            return worst
+    return statuses[0] if statuses else None
+
+
+def _error(outcome: GatewayOutcome) -> str:
+    if outcome.status is OutcomeStatus.DECLINED:
+        return f"declined: {outcome.decline_code or 'no code'}: {outcome.message}".rstrip(": ")
+    return f"{outcome.status.value}: {outcome.message}".rstrip(": ")

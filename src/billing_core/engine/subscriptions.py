@@ -1,0 +1,367 @@
+"""Subscriptions, inventory, renewals, certificates and metered usage, on top of the rules.
+
+Each flow reads what it needs in a store session, asks the pure rules, and writes what the rules
+computed; money moves only through ``charging.charge``. "Today" is the customer's local date.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime
+
+import attrs
+
+from ..errors import InvalidTypeError, InvalidValueError, NotFoundError
+from ..model import (
+    Certificate,
+    CertificateLine,
+    Customer,
+    InvoiceLine,
+    Subscription,
+    SubscriptionState,
+    UsageEvent,
+)
+from ..money import Money
+from ..periods import Period
+from ..plugins.events import CertificateCancellation, SubscriptionAdded, SubscriptionRenewed
+from ..plugins.protocols import StoreSession
+from ..rules import backdating, changes, certificates, metering, renewal
+from ..serialization import unstructure
+from ..timeutil import local_date, timezone
+from .charging import charge
+from .context import EngineContext
+from .results import (
+    ChargeOutcome,
+    CloseResult,
+    InventoryResult,
+    RenewalResult,
+    SubscriptionResult,
+)
+
+__all__ = [
+    "add_inventory",
+    "add_subscription",
+    "change_renewal_inventory",
+    "close_metered_period",
+    "record_usage",
+    "renew_due",
+    "request_certificate_cancellation",
+    "set_state",
+]
+
+
+def customer_today(ctx: EngineContext, customer: Customer) -> date:
+    """The customer's local date now."""
+    return local_date(ctx.now(), timezone(customer.timezone))
+
+
+def _customer(s: StoreSession, customer_id: str) -> Customer:
+    customer = s.get_customer(customer_id)
+    if customer is None:
+        raise NotFoundError(f"no customer {customer_id!r}", field="customer_id", value=customer_id)
+    return customer
+
+
+def _subscription(s: StoreSession, subscription_id: str, *, lock: bool = False) -> Subscription:
+    sub = s.get_subscription(subscription_id, lock=lock)
+    if sub is None:
+        raise NotFoundError(
+            f"no subscription {subscription_id!r}", field="subscription_id", value=subscription_id
+        )
+    return sub
+
+
+def add_subscription(
+    ctx: EngineContext,
+    customer_id: str,
+    *,
+    term: Period,
+    inventory: Mapping[str, int],
+    unit_prices: Mapping[str, Money],
+    start: date | None,
+    auto_renew: bool,
+    domains: Sequence[str],
+    key: str,
+    actor: str,
+) -> SubscriptionResult:
+    """Create a subscription, charge its (possibly backdated) first term, order certificates."""
+    with ctx.store.session() as s:
+        customer = _customer(s, customer_id)
+        existing = [c for d in domains for c in s.certificates_for_domain(d)]
+    today = customer_today(ctx, customer)
+    first = start or today
+    sub_id = ctx.ids("sub")
+    draft = Subscription(
+        id=sub_id, customer_id=customer_id, term=term, start=first, auto_renew=auto_renew,
+        inventory=dict(inventory), renewal_inventory=dict(inventory),
+        unit_prices=dict(unit_prices),
+    )
+    for domain in domains:
+        if ctx.certificate_provider is not None:
+            current = ctx.certificate_provider.certificate_for_domain(domain)
+            existing.extend([current] if current is not None else [])
+        verdict = certificates.assess_new_certificate(domain, existing)
+        if not verdict.allowed:
+            return SubscriptionResult(
+                outcome=ChargeOutcome.DENIED, reason=str(verdict.reason),
+                explanation=verdict.explanation,
+            )
+    # the price of one unit of each type for this (possibly backdated) term
+    unit_charges: dict[str, Money] = {}
+    decision: backdating.BackdateDecision | None = None
+    for certificate_type, quantity in sorted(inventory.items()):
+        if quantity <= 0:
+            continue
+        price = unit_prices.get(certificate_type)
+        if price is None:
+            raise InvalidValueError(
+                "has no unit price for a certificate type of the inventory",
+                field=f"unit_prices.{certificate_type}",
+            )
+        decision = backdating.assess_start(first, term=term, today=today, price=price)
+        if not decision.allowed:
+            return SubscriptionResult(
+                outcome=ChargeOutcome.DENIED, reason=str(decision.reason),
+                explanation=decision.explanation, term_start=first,
+            )
+        assert decision.charge is not None
+        unit_charges[certificate_type] = decision.charge
+    lines, cert_plan = _lines(ctx, inventory, unit_charges, domains)
+    currency = next(iter(unit_prices.values())).currency if unit_prices else "USD"
+    total = sum((line.total for line in lines), Money.zero(currency))
+    result, sale = charge(
+        ctx, amount=total, key=key, actor=actor, customer_id=customer_id,
+        subscription_id=sub_id, lines=lines,
+        description=f"{term.describe()} subscription from {first.isoformat()}",
+    )
+    if result.outcome is not ChargeOutcome.CHARGED:
+        return SubscriptionResult(
+            outcome=result.outcome, explanation=result.explanation, charge=result,
+            reason=result.reason, term_start=first,
+        )
+    ordered = [
+        attrs.evolve(
+            ctx.certificates().order(
+                certificate_id=cert_id, domain=domain, certificate_type=certificate_type,
+                customer_id=customer_id, idempotency_key=f"{key}:cert:{cert_id}",
+            ),
+            subscription_id=sub_id,
+            transaction_id=sale.id if sale else None,
+        )
+        for cert_id, domain, certificate_type in cert_plan
+    ]
+    with ctx.store.session() as s:
+        s.put_subscription(draft)
+        for cert in ordered:
+            s.put_certificate(cert)
+        ctx.audit(s, action="subscription.added", subject_id=sub_id, actor=actor,
+                  detail={"start": first.isoformat(), "charge": str(total)})
+    ctx.emit(SubscriptionAdded(at=ctx.now(), subscription=draft, charge=sale))
+    backdated = f" {decision.explanation}" if decision is not None and first < today else ""
+    return SubscriptionResult(
+        outcome=ChargeOutcome.CHARGED,
+        subscription_id=sub_id,
+        charge=result,
+        term_start=first,
+        term_end=draft.term_end,
+        certificate_ids=tuple(c.id for c in ordered),
+        explanation=f"Subscription {sub_id}: {term.describe()} from {first.isoformat()} to "
+        f"{draft.term_end.isoformat()}, charged {total}.{backdated}",
+    )
+
+
+def _lines(
+    ctx: EngineContext,
+    inventory: Mapping[str, int],
+    unit_charges: Mapping[str, Money],
+    domains: Sequence[str],
+) -> tuple[list[CertificateLine], list[tuple[str, str, str]]]:
+    """The sale's lines: one per domain (its own certificate), then the other units per type.
+
+    Returns the lines and the certificates to order as ``(certificate_id, domain, type)``.
+    """
+    units = [t for t, q in sorted(inventory.items()) for _ in range(max(q, 0))]
+    if len(domains) > len(units):
+        raise InvalidValueError(
+            f"names {len(domains)} domains for {len(units)} certificates of inventory",
+            field="domains",
+            value=list(domains),
+        )
+    lines: list[CertificateLine] = []
+    plan: list[tuple[str, str, str]] = []
+    for domain, certificate_type in zip(domains, units, strict=False):
+        cert_id = ctx.ids("crt")
+        plan.append((cert_id, domain, certificate_type))
+        lines.append(CertificateLine(
+            certificate_type=certificate_type, quantity=1,
+            unit_price=unit_charges[certificate_type], domain=domain, certificate_id=cert_id,
+        ))
+    rest: dict[str, int] = {}
+    for certificate_type in units[len(domains):]:
+        rest[certificate_type] = rest.get(certificate_type, 0) + 1
+    lines.extend(
+        CertificateLine(certificate_type=t, quantity=q, unit_price=unit_charges[t])
+        for t, q in sorted(rest.items())
+    )
+    return lines, plan
+
+
+def add_inventory(
+    ctx: EngineContext, subscription_id: str, *, certificate_type: str, quantity: int,
+    actor: str,
+) -> InventoryResult:
+    """Add units to the running term: a prorated line for the next invoice, no charge now."""
+    with ctx.store.session() as s:
+        sub = _subscription(s, subscription_id, lock=True)
+        customer = _customer(s, sub.customer_id)
+        change = changes.add_inventory(
+            sub, certificate_type=certificate_type, quantity=quantity,
+            at=customer_today(ctx, customer),
+        )
+        s.put_subscription(change.subscription)
+        s.add_invoice_lines(sub.id, change.lines)
+        ctx.audit(s, action="inventory.added", subject_id=sub.id, actor=actor,
+                  detail={"certificate_type": certificate_type, "quantity": quantity,
+                          "lines": unstructure(list(change.lines))})
+    return InventoryResult(subscription_id=sub.id, lines=change.lines,
+                           explanation=change.explanation)
+
+
+def change_renewal_inventory(
+    ctx: EngineContext, subscription_id: str, *, inventory: Mapping[str, int], actor: str
+) -> InventoryResult:
+    """Change what renews next term: no charge now, full price at renewal."""
+    with ctx.store.session() as s:
+        sub = _subscription(s, subscription_id, lock=True)
+        change = changes.change_renewal_inventory(sub, inventory=inventory)
+        s.put_subscription(change.subscription)
+        ctx.audit(s, action="renewal_inventory.changed", subject_id=sub.id, actor=actor,
+                  detail={"inventory": dict(inventory)})
+    return InventoryResult(subscription_id=sub.id, explanation=change.explanation)
+
+
+def set_state(
+    ctx: EngineContext, subscription_id: str, state: SubscriptionState, *, actor: str
+) -> Subscription:
+    """Suspend, re-enable or cancel a subscription (audited)."""
+    allowed = {
+        SubscriptionState.SUSPENDED: {SubscriptionState.ACTIVE},
+        SubscriptionState.ACTIVE: {SubscriptionState.SUSPENDED},
+        SubscriptionState.CANCELLED: {SubscriptionState.ACTIVE, SubscriptionState.SUSPENDED},
+    }
+    with ctx.store.session() as s:
+        sub = _subscription(s, subscription_id, lock=True)
+        if sub.state is state:
+            return sub
+        if sub.state not in allowed.get(state, set()):
+            raise InvalidValueError(
+                f"cannot go from {sub.state.value} to {state.value}", field="state", value=state
+            )
+        updated = attrs.evolve(sub, state=state)
+        s.put_subscription(updated)
+        ctx.audit(s, action=f"subscription.{state.value}", subject_id=sub.id, actor=actor,
+                  detail={"from": sub.state.value})
+    return updated
+
+
+def renew_due(ctx: EngineContext, *, actor: str) -> list[RenewalResult]:
+    """Renew (and charge) every active subscription whose term has ended; expire the others."""
+    with ctx.store.session() as s:
+        subs = s.list_subscriptions(states=[SubscriptionState.ACTIVE])
+    results = []
+    for sub in subs:
+        with ctx.store.session() as s:
+            customer = _customer(s, sub.customer_id)
+        today = customer_today(ctx, customer)
+        verdict = renewal.renew(sub, today=today)
+        if not verdict.renewed:
+            if verdict.subscription.state is not sub.state:
+                with ctx.store.session() as s:
+                    s.put_subscription(verdict.subscription)
+                    ctx.audit(s, action="subscription.expired", subject_id=sub.id, actor=actor)
+                results.append(RenewalResult(subscription_id=sub.id, renewed=False,
+                                             explanation=verdict.explanation))
+            continue
+        total = verdict.total
+        result, sale = (None, None)
+        if total is not None:
+            lines = [
+                CertificateLine(certificate_type=t, quantity=q,
+                                unit_price=verdict.subscription.unit_prices[t])
+                for t, q in sorted(verdict.subscription.inventory.items()) if q
+            ]
+            term_key = f"renewal:{sub.id}:{verdict.subscription.start.isoformat()}"
+            result, sale = charge(ctx, amount=total, key=term_key, actor=actor,
+                                  customer_id=sub.customer_id, subscription_id=sub.id,
+                                  lines=lines, description=verdict.explanation)
+        with ctx.store.session() as s:
+            s.put_subscription(verdict.subscription)
+            ctx.audit(s, action="subscription.renewed", subject_id=sub.id, actor=actor,
+                      detail={"start": verdict.subscription.start.isoformat()})
+        ctx.emit(SubscriptionRenewed(at=ctx.now(), subscription=verdict.subscription, charge=sale))
+        results.append(RenewalResult(
+            subscription_id=sub.id, renewed=True, charge=result,
+            term_start=verdict.subscription.start, term_end=verdict.subscription.term_end,
+            explanation=verdict.explanation,
+        ))
+    return results
+
+
+def request_certificate_cancellation(
+    ctx: EngineContext, certificate_id: str, *, actor: str
+) -> CertificateCancellation:
+    """Ask the provider to cancel a certificate; an issued one waits for the customer."""
+    provider = ctx.certificates()
+    state = provider.request_cancellation(certificate_id)
+    status = provider.status(certificate_id)
+    with ctx.store.session() as s:
+        cert = s.get_certificate(certificate_id)
+        if cert is None:
+            raise NotFoundError(f"no certificate {certificate_id!r}", field="certificate_id")
+        cert = attrs.evolve(cert, status=status)
+        s.put_certificate(cert)
+        ctx.audit(s, action="certificate.cancellation_requested", subject_id=certificate_id,
+                  actor=actor, detail={"state": state.value})
+    event = CertificateCancellation(at=ctx.now(), certificate=cert, state=state,
+                                    provider=provider.name)
+    ctx.emit(event)
+    return event
+
+
+def record_usage(ctx: EngineContext, events: Iterable[UsageEvent]) -> int:
+    """Store usage events (duplicates by id are ignored); returns how many were new."""
+    batch = list(events)
+    for i, e in enumerate(batch):
+        if not isinstance(e, UsageEvent):
+            raise InvalidTypeError(f"must be a UsageEvent, not {type(e).__name__}",
+                                   field=f"events[{i}]", value=e)
+        if e.subscription_id is None:
+            raise InvalidValueError("must name its subscription", field=f"events[{i}].subscription_id")
+    with ctx.store.session() as s:
+        return s.add_usage_events(batch)
+
+
+def close_metered_period(
+    ctx: EngineContext,
+    subscription_id: str,
+    *,
+    price: metering.MeteredPrice,
+    start: datetime,
+    end: datetime,
+    metric: str | None,
+    actor: str,
+) -> CloseResult:
+    """Aggregate the stored usage of ``[start, end)``, clamp, price: lines for the next invoice."""
+    with ctx.store.session() as s:
+        sub = _subscription(s, subscription_id)
+        customer = _customer(s, sub.customer_id)
+        events = list(s.usage_events(subscription_id=sub.id, start=start, end=end, metric=metric))
+    closed = metering.close_period(events, price=price, start=start, end=end,
+                                   subscription_id=sub.id, timezone=customer.timezone)
+    lines: tuple[InvoiceLine, ...] = closed.lines
+    with ctx.store.session() as s:
+        s.add_invoice_lines(sub.id, lines)
+        ctx.audit(s, action="usage.closed", subject_id=sub.id, actor=actor,
+                  detail={"start": start.isoformat(), "end": end.isoformat(),
+                          "amount": str(closed.amount)})
+    return CloseResult(subscription_id=sub.id, lines=lines, explanation=closed.explanation)

@@ -1,0 +1,73 @@
+"""Permissions: denials are decisions; hosts extend the policy."""
+
+from __future__ import annotations
+
+import pytest
+
+from billing_core import InvalidTypeError, InvalidValueError
+from billing_core.rules.permissions import (
+    DEFAULT_POLICY,
+    Action,
+    Actor,
+    PermissionPolicy,
+    PermissionReason,
+    Role,
+    check,
+)
+
+AGENT = Actor(id="u-7", role=Role.SUPPORT_AGENT)
+ADMIN = Actor(id="u-1", role="admin")
+
+
+def test_support_agent_cannot_blocklist() -> None:
+    d = check(AGENT, Action.BLOCKLIST_CUSTOMER)
+    assert (d.allowed, d.reason) == (False, PermissionReason.PERMISSION_DENIED)
+    assert d.reason == "permission_denied"
+    assert d.allowed_roles == frozenset({"admin"})
+    assert d.explanation == "Only admin may blocklist a customer; u-7 is a support agent."
+
+
+def test_admin_can_blocklist() -> None:
+    d = check(ADMIN, "blocklist_customer")
+    assert (d.allowed, d.reason) == (True, None)
+    assert d.explanation == "u-1 (admin) may blocklist a customer."
+
+
+@pytest.mark.parametrize("action", [a for a in Action if "blocklist" not in a])
+def test_both_roles_may_do_the_rest(action: Action) -> None:
+    assert check(AGENT, action).allowed
+    assert check(ADMIN, action).allowed
+
+
+def test_unknown_action_fails_closed() -> None:
+    d = check(ADMIN, "launch_rocket")
+    assert (d.allowed, d.reason) == (False, PermissionReason.UNKNOWN_ACTION)
+
+
+def test_hosts_add_roles_and_actions() -> None:
+    policy = DEFAULT_POLICY.allow("export_ledger", "accountant").allow(
+        Action.BLOCKLIST_CUSTOMER, "fraud_analyst"
+    )
+    analyst = Actor(id="u-9", role="fraud_analyst")
+    assert check(analyst, Action.BLOCKLIST_CUSTOMER, policy).allowed
+    assert check(ADMIN, Action.BLOCKLIST_CUSTOMER, policy).allowed
+    assert check(Actor(id="u-3", role="accountant"), "export_ledger", policy).allowed
+    assert not check(ADMIN, "export_ledger", policy).allowed
+    assert not check(analyst, Action.BLOCKLIST_CUSTOMER).allowed  # the default is unchanged
+    custom = PermissionPolicy(rules={"x": ["a"]})
+    assert check(Actor(id="u", role="a"), "x", custom).allowed
+    assert "b may" not in check(Actor(id="u", role="b"), "x", custom).explanation
+
+
+def test_bad_input_raises() -> None:
+    with pytest.raises(InvalidValueError) as info:
+        Actor(id="u", role="")
+    assert info.value.field == "$.role"
+    with pytest.raises(InvalidTypeError) as info2:
+        check("u-7", "blocklist_customer")  # type: ignore[arg-type]
+    assert info2.value.field == "$.actor"
+    with pytest.raises(InvalidTypeError) as info3:
+        check(AGENT, None)  # type: ignore[arg-type]
+    assert info3.value.field == "$.action"
+    with pytest.raises(InvalidTypeError):
+        PermissionPolicy(rules={"x": "admin"})
