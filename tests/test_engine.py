@@ -33,7 +33,7 @@ from billing_core.plugins.records import QueueState
 from billing_core.plugins.sandbox_gateway import Decline, Fault, SandboxGateway
 from billing_core.rules import metering, pricing
 from billing_core.rules.permissions import Actor
-from billing_core.testing.pytest_plugin import ManualClock
+from billing_core.testing.clock import ManualClock
 
 ADMIN = Actor(id="ada", role="admin")
 AGENT = Actor(id="sam", role="support_agent")
@@ -47,21 +47,20 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     elif request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'billing.sqlite3'}"
     else:
+        import sqlalchemy as sa
+
         base = request.getfixturevalue("postgres_url")
-        yield _fresh_postgres_schema(base)
-
-
-def _fresh_postgres_schema(base: str) -> str:
-    """A PostgreSQL URL whose search_path is a new, empty schema (runs never share tables)."""
-    import sqlalchemy as sa
-
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    engine = sa.create_engine(base)
-    with engine.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    engine.dispose()
-    sep = "&" if "?" in base else "?"
-    return f"{base}{sep}options=-csearch_path%3D{schema}"
+        schema = f"t_{uuid.uuid4().hex[:12]}"
+        admin = sa.create_engine(base)
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        sep = "&" if "?" in base else "?"
+        try:
+            yield f"{base}{sep}options=-csearch_path%3D{schema}"
+        finally:
+            with admin.begin() as conn:
+                conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+            admin.dispose()
 
 
 @pytest.fixture
@@ -75,9 +74,7 @@ def engine(store_url: str, clock: ManualClock) -> Iterator[BillingEngine]:
     eng = BillingEngine(
         store=store_url, clock=clock, gateway=gateway, notify_emails=["billing@example.com"]
     )
-    eng.add_customer(
-        Customer(id="c1", company="Acme", timezone="America/New_York"), actor=ADMIN
-    )
+    eng.add_customer(Customer(id="c1", company="Acme", timezone="America/New_York"), actor=ADMIN)
     yield eng
     eng.store.close()
 
@@ -106,9 +103,13 @@ def _subscribe(engine: BillingEngine, key: str = "sub-1", **kwargs: object) -> s
 class TestSubscriptions:
     def test_backdated_subscription_charges_the_remaining_part(self, engine: BillingEngine) -> None:
         result = engine.add_subscription(
-            "c1", term=Period.years(1), inventory={"dv": 2},
-            unit_prices={"dv": Money("100.00", "USD")}, start=date(2026, 5, 21),
-            idempotency_key="sub-back", actor=ADMIN,
+            "c1",
+            term=Period.years(1),
+            inventory={"dv": 2},
+            unit_prices={"dv": Money("100.00", "USD")},
+            start=date(2026, 5, 21),
+            idempotency_key="sub-back",
+            actor=ADMIN,
         )
         # 181/365 of 100.00 = 49.589... -> 49.59 per certificate, 2 certificates
         assert result.charge is not None
@@ -118,9 +119,13 @@ class TestSubscriptions:
 
     def test_backdate_too_far_is_denied_without_a_charge(self, engine: BillingEngine) -> None:
         result = engine.add_subscription(
-            "c1", term=Period.years(1), inventory={"dv": 1},
-            unit_prices={"dv": Money("100.00", "USD")}, start=date(2025, 11, 21),
-            idempotency_key="sub-early", actor=ADMIN,
+            "c1",
+            term=Period.years(1),
+            inventory={"dv": 1},
+            unit_prices={"dv": Money("100.00", "USD")},
+            start=date(2025, 11, 21),
+            idempotency_key="sub-early",
+            actor=ADMIN,
         )
         assert result.outcome is ChargeOutcome.DENIED
         assert result.reason == "backdate_limit_exceeded"
@@ -129,13 +134,22 @@ class TestSubscriptions:
 
     def test_inventory_added_mid_term_is_a_prorated_line(self, engine: BillingEngine) -> None:
         sub = engine.add_subscription(
-            "c1", term=Period.years(1), inventory={"dv": 1},
-            unit_prices={"dv": Money("100.00", "USD")}, idempotency_key="s", actor=ADMIN,
+            "c1",
+            term=Period.years(1),
+            inventory={"dv": 1},
+            unit_prices={"dv": Money("100.00", "USD")},
+            idempotency_key="s",
+            actor=ADMIN,
         )
         assert sub.subscription_id is not None
         engine.clock.advance(days=184)  # type: ignore[attr-defined]
-        added = engine.add_inventory(sub.subscription_id, certificate_type="dv", quantity=3,
-                                     idempotency_key="inv", actor=ADMIN)
+        added = engine.add_inventory(
+            sub.subscription_id,
+            certificate_type="dv",
+            quantity=3,
+            idempotency_key="inv",
+            actor=ADMIN,
+        )
         # 2026-11-21 + 184 days = 2027-05-24 (New York date); 181 of 365 days remain
         line = added.lines[0]
         assert line.amount == Money("148.77", "USD")
@@ -145,8 +159,12 @@ class TestSubscriptions:
 
     def test_renewal_charges_once_per_term(self, engine: BillingEngine, clock: ManualClock) -> None:
         sub = engine.add_subscription(
-            "c1", term=Period.months(1), inventory={"dv": 1},
-            unit_prices={"dv": Money("10.00", "USD")}, idempotency_key="m", actor=ADMIN,
+            "c1",
+            term=Period.months(1),
+            inventory={"dv": 1},
+            unit_prices={"dv": Money("10.00", "USD")},
+            idempotency_key="m",
+            actor=ADMIN,
         )
         assert sub.subscription_id is not None
         engine.change_renewal_inventory(sub.subscription_id, inventory={"dv": 3}, actor=ADMIN)
@@ -164,8 +182,9 @@ class TestRefunds:
     def test_refund_inside_the_window(self, engine: BillingEngine, clock: ManualClock) -> None:
         tx = _subscribe(engine)
         clock.advance(days=2)  # settled after 1 day
-        result = engine.refund_transaction(tx, amount=Money("10.00", "USD"),
-                                           idempotency_key="r1", actor=AGENT)
+        result = engine.refund_transaction(
+            tx, amount=Money("10.00", "USD"), idempotency_key="r1", actor=AGENT
+        )
         assert result.outcome is RefundOutcome.REFUNDED
         stored = engine.transaction(tx)
         assert stored.refunded == Money("10.00", "USD")
@@ -190,8 +209,9 @@ class TestRefunds:
 
     def test_unsettled_charge_is_voided_whole(self, engine: BillingEngine) -> None:
         tx = _subscribe(engine)
-        partial = engine.refund_transaction(tx, amount=Money("1.00", "USD"),
-                                            idempotency_key="p", actor=AGENT)
+        partial = engine.refund_transaction(
+            tx, amount=Money("1.00", "USD"), idempotency_key="p", actor=AGENT
+        )
         assert partial.reason == "partial_void_not_allowed"
         whole = engine.refund_order(tx, idempotency_key="o", actor=AGENT)
         assert whole.outcome is RefundOutcome.VOIDED
@@ -217,34 +237,48 @@ class TestRefunds:
         self, engine: BillingEngine, clock: ManualClock
     ) -> None:
         sub = engine.add_subscription(
-            "c1", term=Period.years(1), inventory={"dv": 1},
-            unit_prices={"dv": Money("100.00", "USD")}, domains=["example.com"],
-            idempotency_key="cert", actor=ADMIN,
+            "c1",
+            term=Period.years(1),
+            inventory={"dv": 1},
+            unit_prices={"dv": Money("100.00", "USD")},
+            domains=["example.com"],
+            idempotency_key="cert",
+            actor=ADMIN,
         )
         assert sub.charge is not None and sub.charge.transaction_id
         provider = engine.certificate_provider
         provider.issue(sub.certificate_ids[0])  # type: ignore[attr-defined]
         clock.advance(days=3)
-        denied = engine.refund_transaction(sub.charge.transaction_id, idempotency_key="r-a",
-                                           actor=AGENT)
+        denied = engine.refund_transaction(
+            sub.charge.transaction_id, idempotency_key="r-a", actor=AGENT
+        )
         assert denied.reason == "certificate_issued"
         assert "portal" in denied.explanation
         engine.request_certificate_cancellation(sub.certificate_ids[0], actor=AGENT)
         provider.customer_confirms_cancellation(sub.certificate_ids[0])  # type: ignore[attr-defined]
-        allowed = engine.refund_transaction(sub.charge.transaction_id, idempotency_key="r-b",
-                                            actor=AGENT)
+        allowed = engine.refund_transaction(
+            sub.charge.transaction_id, idempotency_key="r-b", actor=AGENT
+        )
         assert allowed.outcome is RefundOutcome.REFUNDED
 
     def test_one_live_certificate_per_domain(self, engine: BillingEngine) -> None:
         engine.add_subscription(
-            "c1", term=Period.years(1), inventory={"dv": 1},
-            unit_prices={"dv": Money("100.00", "USD")}, domains=["example.com"],
-            idempotency_key="first", actor=ADMIN,
+            "c1",
+            term=Period.years(1),
+            inventory={"dv": 1},
+            unit_prices={"dv": Money("100.00", "USD")},
+            domains=["example.com"],
+            idempotency_key="first",
+            actor=ADMIN,
         )
         second = engine.add_subscription(
-            "c1", term=Period.years(1), inventory={"dv": 1},
-            unit_prices={"dv": Money("100.00", "USD")}, domains=["example.com"],
-            idempotency_key="second", actor=ADMIN,
+            "c1",
+            term=Period.years(1),
+            inventory={"dv": 1},
+            unit_prices={"dv": Money("100.00", "USD")},
+            domains=["example.com"],
+            idempotency_key="second",
+            actor=ADMIN,
         )
         assert second.outcome is ChargeOutcome.DENIED
         assert second.reason == "domain_has_live_certificate"
@@ -259,8 +293,9 @@ class TestRetryQueue:
         clock.advance(days=2)
         gateway = _sandbox(engine)
         gateway.script("refund", [Fault.DECLINE] * 4)
-        first = engine.refund_transaction(tx, amount=Money("50.00", "USD"),
-                                          idempotency_key="rq", actor=AGENT)
+        first = engine.refund_transaction(
+            tx, amount=Money("50.00", "USD"), idempotency_key="rq", actor=AGENT
+        )
         assert first.outcome is RefundOutcome.QUEUED
         assert engine.transaction(tx).reserved == Money("50.00", "USD")
         runs = []
@@ -291,8 +326,9 @@ class TestRetryQueue:
         clock.advance(days=2)
         gateway = _sandbox(engine)
         gateway.script("refund", [Fault.NOT_SENT])
-        engine.refund_transaction(tx, amount=Money("50.00", "USD"), idempotency_key="rq",
-                                  actor=AGENT)
+        engine.refund_transaction(
+            tx, amount=Money("50.00", "USD"), idempotency_key="rq", actor=AGENT
+        )
         clock.advance(days=1)
         run = engine.process_refund_queue()
         assert run.succeeded == 1
@@ -312,19 +348,22 @@ class TestUnknownOutcomes:
         tx = _subscribe(engine)
         clock.advance(days=2)
         _sandbox(engine).script("refund", [Fault.TIMEOUT_AFTER_SEND])
-        lost = engine.refund_transaction(tx, amount=Money("20.00", "USD"),
-                                         idempotency_key="t1", actor=AGENT)
+        lost = engine.refund_transaction(
+            tx, amount=Money("20.00", "USD"), idempotency_key="t1", actor=AGENT
+        )
         assert lost.outcome is RefundOutcome.UNKNOWN
         assert any(isinstance(e, OutcomeUnknown) for e in engine.events)
-        blocked = engine.refund_transaction(tx, amount=Money("1.00", "USD"),
-                                            idempotency_key="t2", actor=AGENT)
+        blocked = engine.refund_transaction(
+            tx, amount=Money("1.00", "USD"), idempotency_key="t2", actor=AGENT
+        )
         assert blocked.reason == "outcome_unknown"
         report = engine.reconcile()
         assert (report.checked, report.resolved, report.still_unknown) == (1, 1, ())
         assert engine.transaction(tx).refunded == Money("20.00", "USD")
         assert any(isinstance(e, OutcomeReconciled) for e in engine.events)
-        after = engine.refund_transaction(tx, amount=Money("1.00", "USD"),
-                                          idempotency_key="t3", actor=AGENT)
+        after = engine.refund_transaction(
+            tx, amount=Money("1.00", "USD"), idempotency_key="t3", actor=AGENT
+        )
         assert after.outcome is RefundOutcome.REFUNDED
 
     def test_timeout_before_send_reconciles_into_the_retry_queue(
@@ -333,8 +372,9 @@ class TestUnknownOutcomes:
         tx = _subscribe(engine)
         clock.advance(days=2)
         _sandbox(engine).script("refund", [Fault.TIMEOUT_BEFORE_SEND])
-        lost = engine.refund_transaction(tx, amount=Money("20.00", "USD"),
-                                         idempotency_key="t1", actor=AGENT)
+        lost = engine.refund_transaction(
+            tx, amount=Money("20.00", "USD"), idempotency_key="t1", actor=AGENT
+        )
         assert lost.outcome is RefundOutcome.UNKNOWN
         engine.reconcile()
         [entry] = engine.refund_queue()
@@ -353,12 +393,17 @@ class TestIdempotency:
             tx = _subscribe(engine, key="k-sub")
             calls.append(dict(_sandbox(engine).calls))
         clock.advance(days=2)
-        results = [engine.refund_transaction(tx, amount=Money("5.00", "USD"),
-                                             idempotency_key="k-ref", actor=AGENT)
-                   for _ in range(3)]
+        results = [
+            engine.refund_transaction(
+                tx, amount=Money("5.00", "USD"), idempotency_key="k-ref", actor=AGENT
+            )
+            for _ in range(3)
+        ]
         assert results[0] == results[1] == results[2]
-        charge = [engine.charge("c1", Money("3.00", "USD"), idempotency_key="k-ch", actor=ADMIN)
-                  for _ in range(2)]
+        charge = [
+            engine.charge("c1", Money("3.00", "USD"), idempotency_key="k-ch", actor=ADMIN)
+            for _ in range(2)
+        ]
         assert charge[0] == charge[1]
         gateway = _sandbox(engine)
         assert gateway.calls["sale"] == 2  # one subscription, one charge
@@ -381,20 +426,32 @@ class TestPermissionsAndUsage:
 
     def test_metered_period_closes_into_lines(self, engine: BillingEngine) -> None:
         sub = engine.add_subscription(
-            "c1", term=Period.months(1), inventory={"dv": 1},
-            unit_prices={"dv": Money("10.00", "USD")}, idempotency_key="m", actor=ADMIN,
+            "c1",
+            term=Period.months(1),
+            inventory={"dv": 1},
+            unit_prices={"dv": Money("10.00", "USD")},
+            idempotency_key="m",
+            actor=ADMIN,
         )
         assert sub.subscription_id is not None
         events = [
-            UsageEvent(id=f"e{i}", quantity=100, at=START + timedelta(hours=i),
-                       subscription_id=sub.subscription_id)
+            UsageEvent(
+                id=f"e{i}",
+                quantity=100,
+                at=START + timedelta(hours=i),
+                subscription_id=sub.subscription_id,
+            )
             for i in range(12)
         ]
         assert engine.record_usage(events + events[:3]) == 12
         price = metering.MeteredPrice(model=pricing.PerUnit(unit_price=Money("0.0015", "USD")))
         closed = engine.close_metered_period(
-            sub.subscription_id, price=price, start=START, end=START + timedelta(days=30),
-            idempotency_key="close-1", actor=ADMIN,
+            sub.subscription_id,
+            price=price,
+            start=START,
+            end=START + timedelta(days=30),
+            idempotency_key="close-1",
+            actor=ADMIN,
         )
         # 1,200 units × 0.0015 = 1.80
         assert [line.amount for line in closed.lines] == [Money("1.80", "USD")]

@@ -25,7 +25,7 @@ from billing_core.plugins.protocols import (
 )
 from billing_core.plugins.sandbox_certificates import SandboxCertificateProvider
 from billing_core.plugins.sandbox_gateway import SandboxGateway
-from billing_core.testing.pytest_plugin import ManualClock
+from billing_core.testing.clock import ManualClock
 
 
 def gateway_plugin(*names: str) -> object:

@@ -120,8 +120,12 @@ def test_renewals_keep_the_anchor_so_month_ends_do_not_drift() -> None:
     from billing_core.rules.renewal import renew as _renew
 
     sub = _Subscription(
-        id="s-anchor", customer_id="c", term=_Period.months(1), start=_date(2024, 1, 31),
-        renewal_inventory={"dv": 1}, unit_prices={"dv": _Money("10.00", "USD")},
+        id="s-anchor",
+        customer_id="c",
+        term=_Period.months(1),
+        start=_date(2024, 1, 31),
+        renewal_inventory={"dv": 1},
+        unit_prices={"dv": _Money("10.00", "USD")},
     )
     ends = []
     for today in (_date(2024, 2, 29), _date(2024, 3, 31), _date(2024, 4, 30)):

@@ -31,8 +31,8 @@ from billing_core.plugins.sandbox_gateway import (
     Fault,
     SandboxGateway,
 )
+from billing_core.testing.clock import ManualClock
 from billing_core.testing.gateway_contract import GatewayContract, Settle
-from billing_core.testing.pytest_plugin import ManualClock
 
 START = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 USD = "USD"

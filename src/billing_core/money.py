@@ -234,7 +234,10 @@ class Money:
         for i in order[:leftover]:
             parts[i] += 1
         exponent = self.exponent
-        return tuple(_new(Decimal(sign * p).scaleb(-exponent, context=_ROUNDING), self.currency) for p in parts)
+        return tuple(
+            _new(Decimal(sign * p).scaleb(-exponent, context=_ROUNDING), self.currency)
+            for p in parts
+        )
 
     # -- arithmetic ----------------------------------------------------------------------------
     def _same(self, other: Money, op: str) -> None:

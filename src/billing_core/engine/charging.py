@@ -49,8 +49,13 @@ def charge(
     )
     with ctx.store.session() as s:
         s.insert_transaction(sale)
-        ctx.audit(s, action="sale.write_ahead", subject_id=sale.id, actor=actor,
-                  detail={"amount": str(amount), "idempotency_key": sale.idempotency_key})
+        ctx.audit(
+            s,
+            action="sale.write_ahead",
+            subject_id=sale.id,
+            actor=actor,
+            detail={"amount": str(amount), "idempotency_key": sale.idempotency_key},
+        )
     request = GatewayRequest(
         operation=GatewayOperation.SALE,
         transaction_id=sale.id,
@@ -76,8 +81,13 @@ def charge(
     )
     with ctx.store.session() as s:
         s.update_transaction(stored)
-        ctx.audit(s, action=f"sale.{outcome.status.value}", subject_id=sale.id, actor=actor,
-                  detail={"reference": outcome.reference, "message": outcome.message})
+        ctx.audit(
+            s,
+            action=f"sale.{outcome.status.value}",
+            subject_id=sale.id,
+            actor=actor,
+            detail={"reference": outcome.reference, "message": outcome.message},
+        )
     if outcome.status in (OutcomeStatus.UNKNOWN, OutcomeStatus.PENDING):
         ctx.emit(OutcomeUnknown(at=now, transaction=stored, request=request, gateway=gateway.name))
     result = {

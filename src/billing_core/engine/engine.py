@@ -157,12 +157,22 @@ class BillingEngine:
             _log.exception("a billing_core plugin failed on %s", type(event).__name__)
 
     def _once(
-        self, key: str, operation: str, params: Mapping[str, Any], result_type: type[R],
+        self,
+        key: str,
+        operation: str,
+        params: Mapping[str, Any],
+        result_type: type[R],
         body: Callable[[], R],
     ) -> R:
         return run_idempotent(
-            self.store, key=key, operation=operation, params=params, result_type=result_type,
-            now=self.ctx.now(), owner=self.ctx.worker_id, body=body,
+            self.store,
+            key=key,
+            operation=operation,
+            params=params,
+            result_type=result_type,
+            now=self.ctx.now(),
+            owner=self.ctx.worker_id,
+            body=body,
         )
 
     # -- customers -------------------------------------------------------------------------------
@@ -186,9 +196,13 @@ class BillingEngine:
                 raise NotFoundError(f"no customer {customer_id!r}", field="customer_id")
             if decision.allowed:
                 s.put_customer(attrs.evolve(customer, blocklisted=True))
-            self.ctx.audit(s, action="customer.blocklist" if decision.allowed else
-                           "customer.blocklist_denied", subject_id=customer_id, actor=who.id,
-                           detail={"role": who.role})
+            self.ctx.audit(
+                s,
+                action="customer.blocklist" if decision.allowed else "customer.blocklist_denied",
+                subject_id=customer_id,
+                actor=who.id,
+                detail={"role": who.role},
+            )
         return decision
 
     # -- subscriptions ---------------------------------------------------------------------------
@@ -207,47 +221,91 @@ class BillingEngine:
     ) -> SubscriptionResult:
         """Add a subscription (optionally backdated), charge it and order its certificates."""
         who = _actor(actor)
-        params = {"customer_id": customer_id, "term": term, "inventory": dict(inventory),
-                  "unit_prices": dict(unit_prices), "start": start, "auto_renew": auto_renew,
-                  "domains": list(domains)}
-        return self._once(idempotency_key, "add_subscription", params, SubscriptionResult,
-                          lambda: subscriptions.add_subscription(
-                              self.ctx, customer_id, term=term, inventory=inventory,
-                              unit_prices=unit_prices, start=start, auto_renew=auto_renew,
-                              domains=domains, key=idempotency_key, actor=who.id))
+        params = {
+            "customer_id": customer_id,
+            "term": term,
+            "inventory": dict(inventory),
+            "unit_prices": dict(unit_prices),
+            "start": start,
+            "auto_renew": auto_renew,
+            "domains": list(domains),
+        }
+        return self._once(
+            idempotency_key,
+            "add_subscription",
+            params,
+            SubscriptionResult,
+            lambda: subscriptions.add_subscription(
+                self.ctx,
+                customer_id,
+                term=term,
+                inventory=inventory,
+                unit_prices=unit_prices,
+                start=start,
+                auto_renew=auto_renew,
+                domains=domains,
+                key=idempotency_key,
+                actor=who.id,
+            ),
+        )
 
     def add_inventory(
-        self, subscription_id: str, *, certificate_type: str, quantity: int,
-        idempotency_key: str, actor: Actor,
+        self,
+        subscription_id: str,
+        *,
+        certificate_type: str,
+        quantity: int,
+        idempotency_key: str,
+        actor: Actor,
     ) -> InventoryResult:
         """Add inventory mid-term: a prorated line on the next invoice."""
         who = _actor(actor)
-        params = {"subscription_id": subscription_id, "certificate_type": certificate_type,
-                  "quantity": quantity}
-        return self._once(idempotency_key, "add_inventory", params, InventoryResult,
-                          lambda: subscriptions.add_inventory(
-                              self.ctx, subscription_id, certificate_type=certificate_type,
-                              quantity=quantity, actor=who.id))
+        params = {
+            "subscription_id": subscription_id,
+            "certificate_type": certificate_type,
+            "quantity": quantity,
+        }
+        return self._once(
+            idempotency_key,
+            "add_inventory",
+            params,
+            InventoryResult,
+            lambda: subscriptions.add_inventory(
+                self.ctx,
+                subscription_id,
+                certificate_type=certificate_type,
+                quantity=quantity,
+                actor=who.id,
+            ),
+        )
 
     def change_renewal_inventory(
-        self, subscription_id: str, *, inventory: Mapping[str, int], actor: Actor,
+        self,
+        subscription_id: str,
+        *,
+        inventory: Mapping[str, int],
+        actor: Actor,
     ) -> InventoryResult:
         """Change the inventory that renews next term (no charge now)."""
         who = _actor(actor)
         return subscriptions.change_renewal_inventory(
-            self.ctx, subscription_id, inventory=inventory, actor=who.id)
+            self.ctx, subscription_id, inventory=inventory, actor=who.id
+        )
 
     def suspend(self, subscription_id: str, *, actor: Actor) -> Subscription:
-        return subscriptions.set_state(self.ctx, subscription_id, SubscriptionState.SUSPENDED,
-                                       actor=_actor(actor).id)
+        return subscriptions.set_state(
+            self.ctx, subscription_id, SubscriptionState.SUSPENDED, actor=_actor(actor).id
+        )
 
     def reenable(self, subscription_id: str, *, actor: Actor) -> Subscription:
-        return subscriptions.set_state(self.ctx, subscription_id, SubscriptionState.ACTIVE,
-                                       actor=_actor(actor).id)
+        return subscriptions.set_state(
+            self.ctx, subscription_id, SubscriptionState.ACTIVE, actor=_actor(actor).id
+        )
 
     def cancel(self, subscription_id: str, *, actor: Actor) -> Subscription:
-        return subscriptions.set_state(self.ctx, subscription_id, SubscriptionState.CANCELLED,
-                                       actor=_actor(actor).id)
+        return subscriptions.set_state(
+            self.ctx, subscription_id, SubscriptionState.CANCELLED, actor=_actor(actor).id
+        )
 
     def renew_due(self, *, actor: Actor) -> list[RenewalResult]:
         """Renew every subscription whose term has ended (charged once per term: the renewal's
@@ -256,7 +314,12 @@ class BillingEngine:
 
     # -- money ------------------------------------------------------------------------------------
     def charge(
-        self, customer_id: str, amount: Money, *, idempotency_key: str, actor: Actor,
+        self,
+        customer_id: str,
+        amount: Money,
+        *,
+        idempotency_key: str,
+        actor: Actor,
         description: str = "",
     ) -> ChargeResult:
         """A one-off sale."""
@@ -264,10 +327,20 @@ class BillingEngine:
         if not isinstance(amount, Money):
             raise InvalidTypeError("must be Money", field="amount", value=amount)
         params = {"customer_id": customer_id, "amount": amount, "description": description}
-        return self._once(idempotency_key, "charge", params, ChargeResult,
-                          lambda: charging.charge(self.ctx, amount=amount, key=idempotency_key,
-                                                  actor=who.id, customer_id=customer_id,
-                                                  description=description)[0])
+        return self._once(
+            idempotency_key,
+            "charge",
+            params,
+            ChargeResult,
+            lambda: charging.charge(
+                self.ctx,
+                amount=amount,
+                key=idempotency_key,
+                actor=who.id,
+                customer_id=customer_id,
+                description=description,
+            )[0],
+        )
 
     def refund_transaction(
         self,
@@ -282,11 +355,20 @@ class BillingEngine:
         number of certificates per line. The rules decide; a failed refund enters the queue."""
         who = _actor(actor)
         check_key(idempotency_key)
-        params = {"transaction_id": transaction_id, "amount": amount,
-                  "certificates": dict(certificates) if certificates else None}
-        return self._once(idempotency_key, "refund_transaction", params, RefundResult,
-                          lambda: self._refund(transaction_id, who, idempotency_key,
-                                               amount=amount, certificates=certificates))
+        params = {
+            "transaction_id": transaction_id,
+            "amount": amount,
+            "certificates": dict(certificates) if certificates else None,
+        }
+        return self._once(
+            idempotency_key,
+            "refund_transaction",
+            params,
+            RefundResult,
+            lambda: self._refund(
+                transaction_id, who, idempotency_key, amount=amount, certificates=certificates
+            ),
+        )
 
     def refund_order(
         self, transaction_id: str, *, idempotency_key: str, actor: Actor
@@ -294,20 +376,41 @@ class BillingEngine:
         """Refund a whole order: void first, refund if it settled meanwhile."""
         who = _actor(actor)
         params = {"transaction_id": transaction_id}
-        return self._once(idempotency_key, "refund_order", params, RefundResult,
-                          lambda: self._refund(transaction_id, who, idempotency_key,
-                                               amount=None, certificates=None))
+        return self._once(
+            idempotency_key,
+            "refund_order",
+            params,
+            RefundResult,
+            lambda: self._refund(
+                transaction_id, who, idempotency_key, amount=None, certificates=None
+            ),
+        )
 
     def _refund(
-        self, transaction_id: str, who: Actor, key: str, *, amount: Money | None,
+        self,
+        transaction_id: str,
+        who: Actor,
+        key: str,
+        *,
+        amount: Money | None,
         certificates: Mapping[int | str, int] | None,
     ) -> RefundResult:
         decision = check_permission(who, Action.REFUND_TRANSACTION, self.permissions)
         if not decision.allowed:
-            return RefundResult(transaction_id=transaction_id, outcome=RefundOutcome.DENIED,
-                                reason=str(decision.reason), explanation=decision.explanation)
-        return refunding.refund(self.ctx, transaction_id, amount=amount,
-                                certificates=certificates, key=key, actor=who.id)
+            return RefundResult(
+                transaction_id=transaction_id,
+                outcome=RefundOutcome.DENIED,
+                reason=str(decision.reason),
+                explanation=decision.explanation,
+            )
+        return refunding.refund(
+            self.ctx,
+            transaction_id,
+            amount=amount,
+            certificates=certificates,
+            key=key,
+            actor=who.id,
+        )
 
     def process_refund_queue(
         self, *, now: datetime | None = None, limit: int = 100
@@ -326,7 +429,8 @@ class BillingEngine:
         self, certificate_id: str, *, actor: Actor
     ) -> CertificateCancellation:
         return subscriptions.request_certificate_cancellation(
-            self.ctx, certificate_id, actor=_actor(actor).id)
+            self.ctx, certificate_id, actor=_actor(actor).id
+        )
 
     # -- usage -------------------------------------------------------------------------------------
     def record_usage(self, events: Iterable[UsageEvent]) -> int:
@@ -348,12 +452,28 @@ class BillingEngine:
         who = _actor(actor)
         require_aware(start, "start")
         require_aware(end, "end")
-        params = {"subscription_id": subscription_id, "start": start, "end": end,
-                  "metric": metric, "price": repr(price)}
-        return self._once(idempotency_key, "close_metered_period", params, CloseResult,
-                          lambda: subscriptions.close_metered_period(
-                              self.ctx, subscription_id, price=price, start=start, end=end,
-                              metric=metric, actor=who.id))
+        params = {
+            "subscription_id": subscription_id,
+            "start": start,
+            "end": end,
+            "metric": metric,
+            "price": repr(price),
+        }
+        return self._once(
+            idempotency_key,
+            "close_metered_period",
+            params,
+            CloseResult,
+            lambda: subscriptions.close_metered_period(
+                self.ctx,
+                subscription_id,
+                price=price,
+                start=start,
+                end=end,
+                metric=metric,
+                actor=who.id,
+            ),
+        )
 
     # -- reading -----------------------------------------------------------------------------------
     def transaction(self, transaction_id: str) -> Transaction:
@@ -370,8 +490,9 @@ class BillingEngine:
             raise NotFoundError(f"no subscription {subscription_id!r}", field="subscription_id")
         return sub
 
-    def transactions(self, *, customer_id: str | None = None,
-                     parent_id: str | None = None) -> list[Transaction]:
+    def transactions(
+        self, *, customer_id: str | None = None, parent_id: str | None = None
+    ) -> list[Transaction]:
         with self.store.session() as s:
             return s.list_transactions(customer_id=customer_id, parent_id=parent_id)
 

@@ -87,8 +87,13 @@ def refund(
             raise NotFoundError(f"no transaction {transaction_id!r}", field="transaction_id")
         doubt = _in_doubt_children(s, original)
         if doubt:
-            ctx.audit(s, action="refund.blocked", subject_id=original.id, actor=actor,
-                      detail={"in_doubt": doubt})
+            ctx.audit(
+                s,
+                action="refund.blocked",
+                subject_id=original.id,
+                actor=actor,
+                detail={"in_doubt": doubt},
+            )
             return RefundResult(
                 transaction_id=original.id,
                 outcome=RefundOutcome.DENIED,
@@ -109,8 +114,13 @@ def refund(
         )
         if not plan.steps:
             decision = plan.decision
-            ctx.audit(s, action="refund.denied", subject_id=original.id, actor=actor,
-                      detail={"reason": str(decision.reason), "explanation": decision.explanation})
+            ctx.audit(
+                s,
+                action="refund.denied",
+                subject_id=original.id,
+                actor=actor,
+                detail={"reason": str(decision.reason), "explanation": decision.explanation},
+            )
             return RefundResult(
                 transaction_id=original.id,
                 outcome=RefundOutcome.DENIED,
@@ -142,9 +152,17 @@ def _write_ahead(
     record = attrs.evolve(applied.record, status=TransactionStatus.UNKNOWN)
     s.update_transaction(applied.original)
     s.insert_transaction(record)
-    ctx.audit(s, action=f"{step.action.value}.write_ahead", subject_id=record.id, actor=actor,
-              detail={"original": original.id, "amount": unstructure(step.amount),
-                      "idempotency_key": gateway_key})
+    ctx.audit(
+        s,
+        action=f"{step.action.value}.write_ahead",
+        subject_id=record.id,
+        actor=actor,
+        detail={
+            "original": original.id,
+            "amount": unstructure(step.amount),
+            "idempotency_key": gateway_key,
+        },
+    )
     return record
 
 
@@ -165,8 +183,9 @@ def _send(ctx: EngineContext, original: Transaction, record: Transaction) -> Gat
     )
     outcome = call_gateway(gateway, request)
     if outcome.status in (OutcomeStatus.UNKNOWN, OutcomeStatus.PENDING):
-        ctx.emit(OutcomeUnknown(at=ctx.now(), transaction=record, request=request,
-                                gateway=gateway.name))
+        ctx.emit(
+            OutcomeUnknown(at=ctx.now(), transaction=record, request=request, gateway=gateway.name)
+        )
     return outcome
 
 
@@ -209,20 +228,43 @@ def _completed(
         s.update_transaction(attrs.evolve(done.record, settled=outcome.settled))
         entry = s.get_queue_entry(queue_id(record.id), lock=True)
         if entry is not None and entry.state is not QueueState.SUCCEEDED:
-            s.put_queue_entry(attrs.evolve(
-                entry, state=QueueState.SUCCEEDED, claimed_by=None, lease_until=None,
-                attempts=(*entry.attempts, Attempt(at=ctx.now(), outcome="succeeded")),
-            ))
-        ctx.audit(s, action=f"{record.kind.value}.succeeded", subject_id=record.id, actor=actor,
-                  detail={"original": original.id, "reference": outcome.reference})
+            s.put_queue_entry(
+                attrs.evolve(
+                    entry,
+                    state=QueueState.SUCCEEDED,
+                    claimed_by=None,
+                    lease_until=None,
+                    attempts=(*entry.attempts, Attempt(at=ctx.now(), outcome="succeeded")),
+                )
+            )
+        ctx.audit(
+            s,
+            action=f"{record.kind.value}.succeeded",
+            subject_id=record.id,
+            actor=actor,
+            detail={"original": original.id, "reference": outcome.reference},
+        )
     event_at = ctx.now()
     if record.kind is TransactionKind.VOID:
-        ctx.emit(VoidIssued(at=event_at, void=done.record, original=done.original,
-                            gateway=original.gateway or ""))
+        ctx.emit(
+            VoidIssued(
+                at=event_at,
+                void=done.record,
+                original=done.original,
+                gateway=original.gateway or "",
+            )
+        )
         what, result = "voided", RefundOutcome.VOIDED
     else:
-        ctx.emit(RefundIssued(at=event_at, refund=done.record, original=done.original,
-                              gateway=original.gateway or "", retried=retried))
+        ctx.emit(
+            RefundIssued(
+                at=event_at,
+                refund=done.record,
+                original=done.original,
+                gateway=original.gateway or "",
+                retried=retried,
+            )
+        )
         what, result = "refunded", RefundOutcome.REFUNDED
     return RefundResult(
         transaction_id=original.id,
@@ -245,8 +287,13 @@ def _in_doubt(
     with ctx.store.session() as s:
         current = s.get_transaction(record.id, lock=True) or record
         s.update_transaction(attrs.evolve(current, status=status))
-        ctx.audit(s, action=f"{record.kind.value}.{status.value}", subject_id=record.id,
-                  actor=actor, detail={"message": outcome.message})
+        ctx.audit(
+            s,
+            action=f"{record.kind.value}.{status.value}",
+            subject_id=record.id,
+            actor=actor,
+            detail={"message": outcome.message},
+        )
     return RefundResult(
         transaction_id=record.parent_id or "",
         outcome=RefundOutcome.UNKNOWN,
@@ -276,8 +323,13 @@ def _void_became_refund(
         released = effects.release_refund(original, current)
         s.update_transaction(released.record)
         settled = attrs.evolve(released.original, settled=True, settled_at=ctx.now())
-        ctx.audit(s, action="void.settled_meanwhile", subject_id=void.id, actor=actor,
-                  detail={"original": original.id})
+        ctx.audit(
+            s,
+            action="void.settled_meanwhile",
+            subject_id=void.id,
+            actor=actor,
+            detail={"original": original.id},
+        )
         record = _write_ahead(ctx, s, settled, step, key=key, actor=actor, now=ctx.now())
     outcome = _send(ctx, settled, record)
     return _record_outcome(ctx, plan, record, outcome, key=key, actor=actor)
@@ -293,8 +345,13 @@ def _void_failed(
         released = effects.release_refund(original, current)
         s.update_transaction(released.original)
         s.update_transaction(released.record)
-        ctx.audit(s, action="void.failed", subject_id=void.id, actor=actor,
-                  detail={"status": outcome.status.value, "message": outcome.message})
+        ctx.audit(
+            s,
+            action="void.failed",
+            subject_id=void.id,
+            actor=actor,
+            detail={"status": outcome.status.value, "message": outcome.message},
+        )
     why = "was never sent" if outcome.status is OutcomeStatus.NOT_SENT else "was declined"
     return RefundResult(
         transaction_id=original.id,
@@ -326,12 +383,20 @@ def _queue_first_failure(
             attempts=(Attempt(at=now, outcome=outcome.status.value, error=error),),
         )
         gave_up, entry = _schedule(ctx, s, entry, now)
-        ctx.audit(s, action="refund.failed", subject_id=record.id, actor=actor,
-                  detail={"error": error, "queue_entry": entry.id})
+        ctx.audit(
+            s,
+            action="refund.failed",
+            subject_id=record.id,
+            actor=actor,
+            detail={"error": error, "queue_entry": entry.id},
+        )
     if gave_up:
         return RefundResult(
-            transaction_id=record.parent_id or "", outcome=RefundOutcome.GAVE_UP,
-            amount=record.amount, refund_transaction_id=record.id, queue_entry_id=entry.id,
+            transaction_id=record.parent_id or "",
+            outcome=RefundOutcome.GAVE_UP,
+            amount=record.amount,
+            refund_transaction_id=record.id,
+            queue_entry_id=entry.id,
             explanation=f"The refund of {record.amount} failed ({error}) and the policy allows "
             "no retry; the merchant was notified.",
         )
@@ -357,12 +422,14 @@ def _schedule(
     last = entry.attempts[-1].at if entry.attempts else now
     nxt = next_retry(entry.failures, last, ctx.retry_policy)
     if nxt is not None:
-        queued = attrs.evolve(entry, state=QueueState.QUEUED, next_attempt_at=nxt,
-                              claimed_by=None, lease_until=None)
+        queued = attrs.evolve(
+            entry, state=QueueState.QUEUED, next_attempt_at=nxt, claimed_by=None, lease_until=None
+        )
         s.put_queue_entry(queued)
         return False, queued
-    gave_up = attrs.evolve(entry, state=QueueState.GAVE_UP, next_attempt_at=None,
-                           claimed_by=None, lease_until=None)
+    gave_up = attrs.evolve(
+        entry, state=QueueState.GAVE_UP, next_attempt_at=None, claimed_by=None, lease_until=None
+    )
     s.put_queue_entry(gave_up)
     record = s.get_transaction(entry.refund_transaction_id, lock=True)
     original = s.get_transaction(entry.original_transaction_id, lock=True)
@@ -378,12 +445,23 @@ def _schedule(
         notify_emails=ctx.notify_emails,
         idempotency_key=entry.idempotency_key,
     )
-    ctx.audit(s, action="refund.gave_up", subject_id=entry.refund_transaction_id,
-              actor=ctx.worker_id, detail={"attempts": len(entry.attempts),
-                                           "notify": list(ctx.notify_emails)})
-    ctx.emit(RefundGaveUp(at=now, entry=gave_up, notify_emails=ctx.notify_emails,
-                          subject=notice.subject, message=notice.explanation,
-                          detail=unstructure(notice)))
+    ctx.audit(
+        s,
+        action="refund.gave_up",
+        subject_id=entry.refund_transaction_id,
+        actor=ctx.worker_id,
+        detail={"attempts": len(entry.attempts), "notify": list(ctx.notify_emails)},
+    )
+    ctx.emit(
+        RefundGaveUp(
+            at=now,
+            entry=gave_up,
+            notify_emails=ctx.notify_emails,
+            subject=notice.subject,
+            message=notice.explanation,
+            detail=unstructure(notice),
+        )
+    )
     return True, gave_up
 
 
@@ -394,8 +472,9 @@ def process_refund_queue(
     """Retry every refund due at ``now``: claim, call the gateway with the original key, record."""
     at = now or ctx.now()
     with ctx.store.session() as s:
-        entries = s.claim_due(now=at, worker=ctx.worker_id, lease_seconds=ctx.lease_seconds,
-                              limit=limit)
+        entries = s.claim_due(
+            now=at, worker=ctx.worker_id, lease_seconds=ctx.lease_seconds, limit=limit
+        )
     counts = {"succeeded": 0, "retry_later": 0, "gave_up": 0, "unknown": 0}
     for entry in entries:
         counts[_retry(ctx, entry, at)] += 1
@@ -415,11 +494,16 @@ def _retry(ctx: EngineContext, entry: QueueEntry, now: datetime) -> str:
     if outcome.status in _DOUBTFUL:
         with ctx.store.session() as s:
             current = s.get_queue_entry(entry.id, lock=True) or entry
-            s.put_queue_entry(attrs.evolve(
-                current, state=QueueState.QUEUED, next_attempt_at=None, claimed_by=None,
-                lease_until=None,
-                attempts=(*current.attempts, Attempt(at=now, outcome=outcome.status.value)),
-            ))
+            s.put_queue_entry(
+                attrs.evolve(
+                    current,
+                    state=QueueState.QUEUED,
+                    next_attempt_at=None,
+                    claimed_by=None,
+                    lease_until=None,
+                    attempts=(*current.attempts, Attempt(at=now, outcome=outcome.status.value)),
+                )
+            )
         _in_doubt(ctx, record, outcome, actor=ctx.worker_id)
         return "unknown"
     return _register_failure(ctx, entry.id, outcome, now)
@@ -434,8 +518,11 @@ def _register_failure(
         if current is None or current.state in (QueueState.SUCCEEDED, QueueState.GAVE_UP):
             return "unknown"
         failed = attrs.evolve(
-            current, attempts=(*current.attempts,
-                               Attempt(at=now, outcome=outcome.status.value, error=error)),
+            current,
+            attempts=(
+                *current.attempts,
+                Attempt(at=now, outcome=outcome.status.value, error=error),
+            ),
         )
         gave_up, updated = _schedule(ctx, s, failed, now)
     if gave_up:
@@ -460,8 +547,14 @@ def reconcile(ctx: EngineContext) -> ReconcileResult:
             continue
         resolved += 1
         _resolve(ctx, record, outcome)
-        ctx.emit(OutcomeReconciled(at=ctx.now(), transaction=_stored(ctx, record.id),
-                                   outcome=outcome, gateway=gateway.name))
+        ctx.emit(
+            OutcomeReconciled(
+                at=ctx.now(),
+                transaction=_stored(ctx, record.id),
+                outcome=outcome,
+                gateway=gateway.name,
+            )
+        )
     return ReconcileResult(checked=len(doubtful), resolved=resolved, still_unknown=tuple(still))
 
 
@@ -487,14 +580,22 @@ def _resolve(ctx: EngineContext, record: Transaction, outcome: GatewayOutcome) -
         current = s.get_transaction(record.id, lock=True) or record
         if outcome.status is OutcomeStatus.SUCCEEDED:
             updated = attrs.evolve(
-                current, status=TransactionStatus.COMPLETED, gateway_reference=outcome.reference,
-                settled=outcome.settled, settled_at=ctx.now() if outcome.settled else None,
+                current,
+                status=TransactionStatus.COMPLETED,
+                gateway_reference=outcome.reference,
+                settled=outcome.settled,
+                settled_at=ctx.now() if outcome.settled else None,
             )
         else:
             updated = attrs.evolve(current, status=TransactionStatus.FAILED)
         s.update_transaction(updated)
-        ctx.audit(s, action=f"{record.kind.value}.reconciled", subject_id=record.id, actor=actor,
-                  detail={"status": outcome.status.value})
+        ctx.audit(
+            s,
+            action=f"{record.kind.value}.reconciled",
+            subject_id=record.id,
+            actor=actor,
+            detail={"status": outcome.status.value},
+        )
 
 
 def sync_settlement(ctx: EngineContext, transaction_id: str) -> None:

@@ -13,7 +13,6 @@ import attrs
 
 from ..errors import InvalidTypeError, InvalidValueError, NotFoundError
 from ..model import (
-    Certificate,
     CertificateLine,
     Customer,
     InvoiceLine,
@@ -25,7 +24,7 @@ from ..money import Money
 from ..periods import Period
 from ..plugins.events import CertificateCancellation, SubscriptionAdded, SubscriptionRenewed
 from ..plugins.protocols import StoreSession
-from ..rules import backdating, changes, certificates, metering, renewal
+from ..rules import backdating, certificates, changes, metering, renewal
 from ..serialization import unstructure
 from ..timeutil import local_date, timezone
 from .charging import charge
@@ -92,8 +91,13 @@ def add_subscription(
     first = start or today
     sub_id = ctx.ids("sub")
     draft = Subscription(
-        id=sub_id, customer_id=customer_id, term=term, start=first, auto_renew=auto_renew,
-        inventory=dict(inventory), renewal_inventory=dict(inventory),
+        id=sub_id,
+        customer_id=customer_id,
+        term=term,
+        start=first,
+        auto_renew=auto_renew,
+        inventory=dict(inventory),
+        renewal_inventory=dict(inventory),
         unit_prices=dict(unit_prices),
     )
     for domain in domains:
@@ -103,7 +107,8 @@ def add_subscription(
         verdict = certificates.assess_new_certificate(domain, existing)
         if not verdict.allowed:
             return SubscriptionResult(
-                outcome=ChargeOutcome.DENIED, reason=str(verdict.reason),
+                outcome=ChargeOutcome.DENIED,
+                reason=str(verdict.reason),
                 explanation=verdict.explanation,
             )
     # the price of one unit of each type for this (possibly backdated) term
@@ -121,8 +126,10 @@ def add_subscription(
         decision = backdating.assess_start(first, term=term, today=today, price=price)
         if not decision.allowed:
             return SubscriptionResult(
-                outcome=ChargeOutcome.DENIED, reason=str(decision.reason),
-                explanation=decision.explanation, term_start=first,
+                outcome=ChargeOutcome.DENIED,
+                reason=str(decision.reason),
+                explanation=decision.explanation,
+                term_start=first,
             )
         assert decision.charge is not None
         unit_charges[certificate_type] = decision.charge
@@ -130,20 +137,31 @@ def add_subscription(
     currency = next(iter(unit_prices.values())).currency if unit_prices else "USD"
     total = sum((line.total for line in lines), Money.zero(currency))
     result, sale = charge(
-        ctx, amount=total, key=key, actor=actor, customer_id=customer_id,
-        subscription_id=sub_id, lines=lines,
+        ctx,
+        amount=total,
+        key=key,
+        actor=actor,
+        customer_id=customer_id,
+        subscription_id=sub_id,
+        lines=lines,
         description=f"{term.describe()} subscription from {first.isoformat()}",
     )
     if result.outcome is not ChargeOutcome.CHARGED:
         return SubscriptionResult(
-            outcome=result.outcome, explanation=result.explanation, charge=result,
-            reason=result.reason, term_start=first,
+            outcome=result.outcome,
+            explanation=result.explanation,
+            charge=result,
+            reason=result.reason,
+            term_start=first,
         )
     ordered = [
         attrs.evolve(
             ctx.certificates().order(
-                certificate_id=cert_id, domain=domain, certificate_type=certificate_type,
-                customer_id=customer_id, idempotency_key=f"{key}:cert:{cert_id}",
+                certificate_id=cert_id,
+                domain=domain,
+                certificate_type=certificate_type,
+                customer_id=customer_id,
+                idempotency_key=f"{key}:cert:{cert_id}",
             ),
             subscription_id=sub_id,
             transaction_id=sale.id if sale else None,
@@ -154,10 +172,22 @@ def add_subscription(
         s.put_subscription(draft)
         for cert in ordered:
             s.put_certificate(cert)
-        ctx.audit(s, action="subscription.added", subject_id=sub_id, actor=actor,
-                  detail={"start": first.isoformat(), "charge": str(total)})
+        ctx.audit(
+            s,
+            action="subscription.added",
+            subject_id=sub_id,
+            actor=actor,
+            detail={"start": first.isoformat(), "charge": str(total)},
+        )
     ctx.emit(SubscriptionAdded(at=ctx.now(), subscription=draft, charge=sale))
-    backdated = f" {decision.explanation}" if decision is not None and first < today else ""
+    bought = ", ".join(
+        f"{line.quantity} × {line.certificate_type} at {line.unit_price}" for line in lines
+    )
+    backdated = (
+        f" Each certificate's price is prorated: {decision.explanation}"
+        if decision is not None and first < today
+        else ""
+    )
     return SubscriptionResult(
         outcome=ChargeOutcome.CHARGED,
         subscription_id=sub_id,
@@ -166,7 +196,7 @@ def add_subscription(
         term_end=draft.term_end,
         certificate_ids=tuple(c.id for c in ordered),
         explanation=f"Subscription {sub_id}: {term.describe()} from {first.isoformat()} to "
-        f"{draft.term_end.isoformat()}, charged {total}.{backdated}",
+        f"{draft.term_end.isoformat()}, charged {total} ({bought}).{backdated}",
     )
 
 
@@ -192,12 +222,17 @@ def _lines(
     for domain, certificate_type in zip(domains, units, strict=False):
         cert_id = ctx.ids("crt")
         plan.append((cert_id, domain, certificate_type))
-        lines.append(CertificateLine(
-            certificate_type=certificate_type, quantity=1,
-            unit_price=unit_charges[certificate_type], domain=domain, certificate_id=cert_id,
-        ))
+        lines.append(
+            CertificateLine(
+                certificate_type=certificate_type,
+                quantity=1,
+                unit_price=unit_charges[certificate_type],
+                domain=domain,
+                certificate_id=cert_id,
+            )
+        )
     rest: dict[str, int] = {}
-    for certificate_type in units[len(domains):]:
+    for certificate_type in units[len(domains) :]:
         rest[certificate_type] = rest.get(certificate_type, 0) + 1
     lines.extend(
         CertificateLine(certificate_type=t, quantity=q, unit_price=unit_charges[t])
@@ -207,7 +242,11 @@ def _lines(
 
 
 def add_inventory(
-    ctx: EngineContext, subscription_id: str, *, certificate_type: str, quantity: int,
+    ctx: EngineContext,
+    subscription_id: str,
+    *,
+    certificate_type: str,
+    quantity: int,
     actor: str,
 ) -> InventoryResult:
     """Add units to the running term: a prorated line for the next invoice, no charge now."""
@@ -215,16 +254,27 @@ def add_inventory(
         sub = _subscription(s, subscription_id, lock=True)
         customer = _customer(s, sub.customer_id)
         change = changes.add_inventory(
-            sub, certificate_type=certificate_type, quantity=quantity,
+            sub,
+            certificate_type=certificate_type,
+            quantity=quantity,
             at=customer_today(ctx, customer),
         )
         s.put_subscription(change.subscription)
         s.add_invoice_lines(sub.id, change.lines)
-        ctx.audit(s, action="inventory.added", subject_id=sub.id, actor=actor,
-                  detail={"certificate_type": certificate_type, "quantity": quantity,
-                          "lines": unstructure(list(change.lines))})
-    return InventoryResult(subscription_id=sub.id, lines=change.lines,
-                           explanation=change.explanation)
+        ctx.audit(
+            s,
+            action="inventory.added",
+            subject_id=sub.id,
+            actor=actor,
+            detail={
+                "certificate_type": certificate_type,
+                "quantity": quantity,
+                "lines": unstructure(list(change.lines)),
+            },
+        )
+    return InventoryResult(
+        subscription_id=sub.id, lines=change.lines, explanation=change.explanation
+    )
 
 
 def change_renewal_inventory(
@@ -235,8 +285,13 @@ def change_renewal_inventory(
         sub = _subscription(s, subscription_id, lock=True)
         change = changes.change_renewal_inventory(sub, inventory=inventory)
         s.put_subscription(change.subscription)
-        ctx.audit(s, action="renewal_inventory.changed", subject_id=sub.id, actor=actor,
-                  detail={"inventory": dict(inventory)})
+        ctx.audit(
+            s,
+            action="renewal_inventory.changed",
+            subject_id=sub.id,
+            actor=actor,
+            detail={"inventory": dict(inventory)},
+        )
     return InventoryResult(subscription_id=sub.id, explanation=change.explanation)
 
 
@@ -259,8 +314,13 @@ def set_state(
             )
         updated = attrs.evolve(sub, state=state)
         s.put_subscription(updated)
-        ctx.audit(s, action=f"subscription.{state.value}", subject_id=sub.id, actor=actor,
-                  detail={"from": sub.state.value})
+        ctx.audit(
+            s,
+            action=f"subscription.{state.value}",
+            subject_id=sub.id,
+            actor=actor,
+            detail={"from": sub.state.value},
+        )
     return updated
 
 
@@ -279,31 +339,53 @@ def renew_due(ctx: EngineContext, *, actor: str) -> list[RenewalResult]:
                 with ctx.store.session() as s:
                     s.put_subscription(verdict.subscription)
                     ctx.audit(s, action="subscription.expired", subject_id=sub.id, actor=actor)
-                results.append(RenewalResult(subscription_id=sub.id, renewed=False,
-                                             explanation=verdict.explanation))
+                results.append(
+                    RenewalResult(
+                        subscription_id=sub.id, renewed=False, explanation=verdict.explanation
+                    )
+                )
             continue
         total = verdict.total
         result, sale = (None, None)
         if total is not None:
             lines = [
-                CertificateLine(certificate_type=t, quantity=q,
-                                unit_price=verdict.subscription.unit_prices[t])
-                for t, q in sorted(verdict.subscription.inventory.items()) if q
+                CertificateLine(
+                    certificate_type=t, quantity=q, unit_price=verdict.subscription.unit_prices[t]
+                )
+                for t, q in sorted(verdict.subscription.inventory.items())
+                if q
             ]
             term_key = f"renewal:{sub.id}:{verdict.subscription.start.isoformat()}"
-            result, sale = charge(ctx, amount=total, key=term_key, actor=actor,
-                                  customer_id=sub.customer_id, subscription_id=sub.id,
-                                  lines=lines, description=verdict.explanation)
+            result, sale = charge(
+                ctx,
+                amount=total,
+                key=term_key,
+                actor=actor,
+                customer_id=sub.customer_id,
+                subscription_id=sub.id,
+                lines=lines,
+                description=verdict.explanation,
+            )
         with ctx.store.session() as s:
             s.put_subscription(verdict.subscription)
-            ctx.audit(s, action="subscription.renewed", subject_id=sub.id, actor=actor,
-                      detail={"start": verdict.subscription.start.isoformat()})
+            ctx.audit(
+                s,
+                action="subscription.renewed",
+                subject_id=sub.id,
+                actor=actor,
+                detail={"start": verdict.subscription.start.isoformat()},
+            )
         ctx.emit(SubscriptionRenewed(at=ctx.now(), subscription=verdict.subscription, charge=sale))
-        results.append(RenewalResult(
-            subscription_id=sub.id, renewed=True, charge=result,
-            term_start=verdict.subscription.start, term_end=verdict.subscription.term_end,
-            explanation=verdict.explanation,
-        ))
+        results.append(
+            RenewalResult(
+                subscription_id=sub.id,
+                renewed=True,
+                charge=result,
+                term_start=verdict.subscription.start,
+                term_end=verdict.subscription.term_end,
+                explanation=verdict.explanation,
+            )
+        )
     return results
 
 
@@ -320,10 +402,16 @@ def request_certificate_cancellation(
             raise NotFoundError(f"no certificate {certificate_id!r}", field="certificate_id")
         cert = attrs.evolve(cert, status=status)
         s.put_certificate(cert)
-        ctx.audit(s, action="certificate.cancellation_requested", subject_id=certificate_id,
-                  actor=actor, detail={"state": state.value})
-    event = CertificateCancellation(at=ctx.now(), certificate=cert, state=state,
-                                    provider=provider.name)
+        ctx.audit(
+            s,
+            action="certificate.cancellation_requested",
+            subject_id=certificate_id,
+            actor=actor,
+            detail={"state": state.value},
+        )
+    event = CertificateCancellation(
+        at=ctx.now(), certificate=cert, state=state, provider=provider.name
+    )
     ctx.emit(event)
     return event
 
@@ -333,10 +421,13 @@ def record_usage(ctx: EngineContext, events: Iterable[UsageEvent]) -> int:
     batch = list(events)
     for i, e in enumerate(batch):
         if not isinstance(e, UsageEvent):
-            raise InvalidTypeError(f"must be a UsageEvent, not {type(e).__name__}",
-                                   field=f"events[{i}]", value=e)
+            raise InvalidTypeError(
+                f"must be a UsageEvent, not {type(e).__name__}", field=f"events[{i}]", value=e
+            )
         if e.subscription_id is None:
-            raise InvalidValueError("must name its subscription", field=f"events[{i}].subscription_id")
+            raise InvalidValueError(
+                "must name its subscription", field=f"events[{i}].subscription_id"
+            )
     with ctx.store.session() as s:
         return s.add_usage_events(batch)
 
@@ -356,12 +447,26 @@ def close_metered_period(
         sub = _subscription(s, subscription_id)
         customer = _customer(s, sub.customer_id)
         events = list(s.usage_events(subscription_id=sub.id, start=start, end=end, metric=metric))
-    closed = metering.close_period(events, price=price, start=start, end=end,
-                                   subscription_id=sub.id, timezone=customer.timezone)
+    closed = metering.close_period(
+        events,
+        price=price,
+        start=start,
+        end=end,
+        subscription_id=sub.id,
+        timezone=customer.timezone,
+    )
     lines: tuple[InvoiceLine, ...] = closed.lines
     with ctx.store.session() as s:
         s.add_invoice_lines(sub.id, lines)
-        ctx.audit(s, action="usage.closed", subject_id=sub.id, actor=actor,
-                  detail={"start": start.isoformat(), "end": end.isoformat(),
-                          "amount": str(closed.amount)})
+        ctx.audit(
+            s,
+            action="usage.closed",
+            subject_id=sub.id,
+            actor=actor,
+            detail={
+                "start": start.isoformat(),
+                "end": end.isoformat(),
+                "amount": str(closed.amount),
+            },
+        )
     return CloseResult(subscription_id=sub.id, lines=lines, explanation=closed.explanation)

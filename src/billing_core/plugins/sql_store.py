@@ -448,7 +448,11 @@ class SqlStore:
         self._serial: AbstractContextManager[Any] = threading.RLock() if memory else nullcontext()
         self._local = threading.local()
         if create:
-            upgrade(self._engine)
+            try:
+                upgrade(self._engine)
+            except BaseException:
+                self._engine.dispose()
+                raise
 
     @property
     def engine(self) -> Engine:
