@@ -446,15 +446,16 @@ def close_metered_period(
     with ctx.store.session() as s:
         sub = _subscription(s, subscription_id)
         customer = _customer(s, sub.customer_id)
-        events = list(s.usage_events(subscription_id=sub.id, start=start, end=end, metric=metric))
-    closed = metering.close_period(
-        events,
-        price=price,
-        start=start,
-        end=end,
-        subscription_id=sub.id,
-        timezone=customer.timezone,
-    )
+        events = s.usage_events(subscription_id=sub.id, start=start, end=end, metric=metric)
+        # streamed straight from the store: memory does not grow with the number of events
+        closed = metering.close_period(
+            events,
+            price=price,
+            start=start,
+            end=end,
+            subscription_id=sub.id,
+            timezone=customer.timezone,
+        )
     lines: tuple[InvoiceLine, ...] = closed.lines
     with ctx.store.session() as s:
         s.add_invoice_lines(sub.id, lines)

@@ -20,7 +20,7 @@ the period (an event outside is dropped before its id is looked at). It needs me
 ``dedup`` argument says how much:
 
 * ``Dedup.BY_ID`` (the default) keeps the set of ids seen in the period: memory grows with the
-  number of *distinct event ids in the period* (roughly 100 bytes per id), whatever the order.
+  number of *distinct event ids in the period* (about 90 bytes per id), whatever the order.
 * ``Dedup.SORTED_BY_ID`` keeps only the previous id: constant memory, for a stream ordered by
   event id (``ORDER BY id`` in the store). The order is checked: an id smaller than the one
   before raises ``InvalidValueError`` naming ``events[i].id``, so a wrong promise is never a

@@ -10,8 +10,8 @@ the very end: the lines carry exact figures and the total is rounded once (``Mon
   sub-cent precision.
 * ``Graduated(tiers=...)``: each slice of the quantity is priced at its own tier's unit price.
 * ``Volume(tiers=...)``: every unit is priced at the unit price of the tier the quantity reaches.
-* ``Package(size=100, price=Money("5.00", "USD"), free_units=0)``: a price per *started* package
-  of ``size`` units, after ``free_units`` free units.
+* ``Package(size=100, price_per_package=Money("5.00", "USD"), free_units=0)``: a price per
+  *started* package of ``size`` units, after ``free_units`` free units.
 
 Tiers (``Tier(up_to=1000, unit_price=..., flat_fee=None)``) have an *inclusive* upper bound; the
 last tier is unbounded (``up_to=None``). Tier 1 covers ``[0, up_to]``, tier *n* covers
