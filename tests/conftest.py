@@ -42,8 +42,89 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _drop_schemas()
     if os.environ.get(REQUIRE_ENV) and _postgres_skips:
         print(f"\n{len(_postgres_skips)} PostgreSQL test(s) were skipped but {REQUIRE_ENV} is set:")
         for nodeid in _postgres_skips[:20]:
             print(f"  {nodeid}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# -- shared by the engine and reliability tests ---------------------------------------------------
+def fresh_postgres_schema(base: str) -> str:
+    """A PostgreSQL URL whose search_path is a new, empty schema (runs never share tables)."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(base)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    engine.dispose()
+    _schemas.append((base, schema))
+    sep = "&" if "?" in base else "?"
+    return f"{base}{sep}options=-csearch_path%3D{schema}"
+
+
+_schemas: list[tuple[str, str]] = []
+
+
+def _drop_schemas() -> None:
+    """Drop the schemas this test session made (the test database does not fill up)."""
+    if not _schemas:
+        return
+    import sqlalchemy as sa
+
+    by_base: dict[str, list[str]] = {}
+    for base, schema in _schemas:
+        by_base.setdefault(base, []).append(schema)
+    for base, schemas in by_base.items():
+        engine = sa.create_engine(base)
+        try:
+            for schema in schemas:
+                try:
+                    with engine.begin() as conn:
+                        conn.execute(sa.text("SET LOCAL lock_timeout = '5s'"))
+                        conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+                except sa.exc.SQLAlchemyError:
+                    pass  # still in use by a lingering worker: left for the next cleanup
+        finally:
+            engine.dispose()
+    _schemas.clear()
+
+
+@pytest.fixture
+def postgres_schema_url(postgres_url: str) -> str:
+    """``postgres_url`` with a fresh, empty schema of its own (see ``fresh_postgres_schema``)."""
+    return fresh_postgres_schema(postgres_url)
+
+
+# -- figures the reliability tests print --------------------------------------------------------
+_figures: list[str] = []
+
+
+class Figures:
+    """``figure("...")``: one line a reliability test measured; printed at once (visible with
+    ``-s``), kept as a ``record_property`` and repeated in the terminal summary."""
+
+    def __init__(self, request: pytest.FixtureRequest) -> None:
+        self._request = request
+
+    def __call__(self, line: str) -> None:
+        text = f"{self._request.node.nodeid}: {line}"
+        print(f"\nRELIABILITY {text}")
+        self._request.node.user_properties.append(("reliability", line))
+        _figures.append(text)
+
+
+@pytest.fixture
+def figure(request: pytest.FixtureRequest) -> Figures:
+    return Figures(request)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _figures:
+        terminalreporter.section("billing_core reliability figures")
+        for line in _figures:
+            terminalreporter.write_line(line)

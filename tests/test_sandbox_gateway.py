@@ -438,3 +438,25 @@ def test_refunds_with_any_faults_and_replays_never_exceed_the_charge(
     assert total == gateway.charge("ch_000001").refunded
     assert total <= usd("100.00")
     assert len({e.idempotency_key for e in gateway.ledger()}) == len(gateway.ledger())
+
+
+def test_zero_settlement_delay_settles_at_once() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from billing_core import Money
+    from billing_core.plugins.protocols import GatewayOperation, GatewayRequest
+    from billing_core.plugins.sandbox_gateway import SandboxGateway
+    from billing_core.testing.clock import ManualClock
+
+    clock = ManualClock(datetime(2026, 11, 21, tzinfo=UTC))
+    gateway = SandboxGateway(clock=clock, settle_after=timedelta(0))
+    outcome = gateway.sale(
+        GatewayRequest(
+            operation=GatewayOperation.SALE,
+            transaction_id="t",
+            idempotency_key="k",
+            amount=Money("1.00", "USD"),
+        )
+    )
+    assert gateway.lookup("t", "k").settled
+    assert outcome.reference is not None

@@ -61,6 +61,9 @@ _ROUNDING_MODES: Final = frozenset(
 _EXACT: Final = decimal.Context(prec=100, rounding=ROUND_HALF_UP, traps=[decimal.Inexact])
 # Rounding is inexact by design: a context with the same precision that does not trap it.
 _ROUNDING: Final = decimal.Context(prec=100, rounding=ROUND_HALF_UP)
+MAX_INTEGER_DIGITS: Final = 40
+"""Amounts are below 10**40 in size: far beyond any real amount, and small enough that exact
+arithmetic (100 digits) and rounding never overflow."""
 _QUANTA: Final = {e: Decimal(1).scaleb(-e) for e in range(0, 9)}
 
 
@@ -94,6 +97,12 @@ def to_decimal(value: object, field: str = "amount") -> Decimal:
         )
     if not result.is_finite():
         raise InvalidAmountError(f"must be finite, not {value!r}", field=field, value=value)
+    if result and result.adjusted() >= MAX_INTEGER_DIGITS:
+        raise InvalidAmountError(
+            f"must have at most {MAX_INTEGER_DIGITS} digits before the decimal point",
+            field=field,
+            value=value,
+        )
     return result
 
 
@@ -167,7 +176,7 @@ class Money:
     def is_rounded(self) -> bool:
         """True when the amount is a whole number of minor units."""
         q = _QUANTA[self.exponent]
-        return self.amount == self.amount.quantize(q, rounding=ROUND_DOWN)
+        return self.amount == self.amount.quantize(q, rounding=ROUND_DOWN, context=_ROUNDING)
 
     # -- rounding ------------------------------------------------------------------------------
     def rounded(self, rounding: RoundingMode = ROUND_HALF_UP) -> Money:
@@ -341,7 +350,7 @@ class Money:
         exponent = MINOR_UNITS[self.currency]
         amount = self.amount
         if -amount.as_tuple().exponent < exponent:  # type: ignore[operator]
-            amount = amount.quantize(_QUANTA[exponent])
+            amount = amount.quantize(_QUANTA[exponent], context=_ROUNDING)
         return f"{amount:,} {self.currency}"
 
     def __format__(self, spec: str) -> str:

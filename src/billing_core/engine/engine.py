@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 import attrs
 
-from ..errors import InvalidTypeError, NotFoundError
+from ..errors import InvalidTypeError, NotFoundError, PrecisionError
 from ..model import Customer, InvoiceLine, Subscription, SubscriptionState, Transaction, UsageEvent
 from ..money import Money
 from ..periods import Period
@@ -73,6 +73,55 @@ def _actor(actor: object) -> Actor:
             value=actor,
         )
     return actor
+
+
+def _id(value: object, field: str) -> str:
+    """An id argument: a non-empty ``str`` (a store cannot look anything else up)."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidTypeError(
+            f"must be an id (a non-empty str), not {value!r}", field=field, value=value
+        )
+    return value
+
+
+def _keyed(value: object, field: str) -> Mapping[str, Any]:
+    """``value`` if it is a mapping keyed by non-empty ``str`` (certificate types); bad input
+    otherwise (checked before the idempotency fingerprint, which needs JSON keys)."""
+    if not isinstance(value, Mapping):
+        raise InvalidTypeError(
+            f"must be a mapping of certificate type to value, not {type(value).__name__}",
+            field=field,
+            value=value,
+        )
+    for key in value:
+        if not isinstance(key, str) or not key:
+            raise InvalidTypeError(
+                f"keys must be certificate types (non-empty str), not {key!r}",
+                field=field,
+                value=key,
+            )
+    return value
+
+
+def _certificates(value: object) -> Mapping[int | str, int] | None:
+    """``certificates=`` of a refund: None, or a mapping keyed by line index or certificate id
+    or type (the counts are checked by the rules)."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise InvalidTypeError(
+            f"must be a mapping of line to count, not {type(value).__name__}",
+            field="certificates",
+            value=value,
+        )
+    for key in value:
+        if isinstance(key, bool) or not isinstance(key, int | str):
+            raise InvalidTypeError(
+                f"keys must be a line index or a certificate id or type, not {key!r}",
+                field="certificates",
+                value=key,
+            )
+    return value
 
 
 class BillingEngine:
@@ -189,6 +238,7 @@ class BillingEngine:
     def blocklist_customer(self, customer_id: str, *, actor: Actor) -> PermissionDecision:
         """Blocklist a customer: admins only. A support agent gets a denial, not an exception."""
         who = _actor(actor)
+        _id(customer_id, "customer_id")
         decision = check_permission(who, Action.BLOCKLIST_CUSTOMER, self.permissions)
         with self.store.session() as s:
             customer = s.get_customer(customer_id)
@@ -221,6 +271,13 @@ class BillingEngine:
     ) -> SubscriptionResult:
         """Add a subscription (optionally backdated), charge it and order its certificates."""
         who = _actor(actor)
+        _id(customer_id, "customer_id")
+        if start is not None and not isinstance(start, date):
+            raise InvalidTypeError(
+                f"must be a date or None, not {type(start).__name__}", field="start", value=start
+            )
+        _keyed(inventory, "inventory")
+        _keyed(unit_prices, "unit_prices")
         params = {
             "customer_id": customer_id,
             "term": term,
@@ -260,6 +317,7 @@ class BillingEngine:
     ) -> InventoryResult:
         """Add inventory mid-term: a prorated line on the next invoice."""
         who = _actor(actor)
+        _id(subscription_id, "subscription_id")
         params = {
             "subscription_id": subscription_id,
             "certificate_type": certificate_type,
@@ -326,6 +384,13 @@ class BillingEngine:
         who = _actor(actor)
         if not isinstance(amount, Money):
             raise InvalidTypeError("must be Money", field="amount", value=amount)
+        _id(customer_id, "customer_id")
+        if not amount.is_rounded:  # bad input: refused before anything is written
+            raise PrecisionError(
+                f"must be a whole number of {amount.currency} minor units",
+                field="amount",
+                value=amount,
+            )
         params = {"customer_id": customer_id, "amount": amount, "description": description}
         return self._once(
             idempotency_key,
@@ -355,6 +420,8 @@ class BillingEngine:
         number of certificates per line. The rules decide; a failed refund enters the queue."""
         who = _actor(actor)
         check_key(idempotency_key)
+        _id(transaction_id, "transaction_id")
+        certificates = _certificates(certificates)
         params = {
             "transaction_id": transaction_id,
             "amount": amount,
@@ -375,6 +442,7 @@ class BillingEngine:
     ) -> RefundResult:
         """Refund a whole order: void first, refund if it settled meanwhile."""
         who = _actor(actor)
+        _id(transaction_id, "transaction_id")
         params = {"transaction_id": transaction_id}
         return self._once(
             idempotency_key,
@@ -450,6 +518,7 @@ class BillingEngine:
     ) -> CloseResult:
         """Close ``[start, end)`` of a metered price into invoice lines (once per key)."""
         who = _actor(actor)
+        _id(subscription_id, "subscription_id")
         require_aware(start, "start")
         require_aware(end, "end")
         params = {
@@ -477,6 +546,7 @@ class BillingEngine:
 
     # -- reading -----------------------------------------------------------------------------------
     def transaction(self, transaction_id: str) -> Transaction:
+        _id(transaction_id, "transaction_id")
         with self.store.session() as s:
             t = s.get_transaction(transaction_id)
         if t is None:
@@ -484,6 +554,7 @@ class BillingEngine:
         return t
 
     def subscription(self, subscription_id: str) -> Subscription:
+        _id(subscription_id, "subscription_id")
         with self.store.session() as s:
             sub = s.get_subscription(subscription_id)
         if sub is None:

@@ -28,7 +28,7 @@ from datetime import datetime
 
 import attrs
 
-from ..errors import NotFoundError
+from ..errors import InvalidValueError, NotFoundError
 from ..model import CertificateStatus, Transaction, TransactionKind, TransactionStatus
 from ..money import Money
 from ..plugins.events import (
@@ -46,8 +46,9 @@ from ..plugins.protocols import (
     OutcomeStatus,
     StoreSession,
 )
-from ..plugins.records import Attempt, QueueEntry, QueueState
+from ..plugins.records import Attempt, IdempotencyState, QueueEntry, QueueState
 from ..rules import refund_effects as effects
+from ..rules.refund_requests import requested_amount, requested_lines
 from ..rules.refunds import RefundStep
 from ..rules.retry import give_up_notice, next_retry
 from ..rules.transitions import RefundAction
@@ -79,6 +80,7 @@ def refund(
     actor: str,
 ) -> RefundResult:
     """Refund (or void) ``transaction_id``: the whole remainder, an amount, or certificates."""
+    _check_request(ctx, transaction_id, amount, certificates)
     sync_settlement(ctx, transaction_id)
     now = ctx.now()
     with ctx.store.session() as s:
@@ -131,6 +133,27 @@ def refund(
         record = _write_ahead(ctx, s, original, first, key=key, actor=actor, now=now)
     outcome = _send(ctx, original, record)
     return _record_outcome(ctx, plan, record, outcome, key=key, actor=actor)
+
+
+def _check_request(
+    ctx: EngineContext,
+    transaction_id: str,
+    amount: object,
+    certificates: Mapping[int | str, int] | None,
+) -> None:
+    """Refuse bad input (an amount or certificate lines that cannot be asked of this payment)
+    before anything is written, even the settlement ``sync_settlement`` learns."""
+    with ctx.store.session() as s:
+        original = s.get_transaction(transaction_id)
+    if original is None:
+        raise NotFoundError(f"no transaction {transaction_id!r}", field="transaction_id")
+    if amount is not None and certificates is not None:
+        raise InvalidValueError(
+            "give either amount or certificates, not both", field="certificates", value=certificates
+        )
+    requested_amount(amount, original)
+    if certificates is not None:
+        requested_lines(certificates, original)
 
 
 def _write_ahead(
@@ -635,8 +658,23 @@ def _stored(ctx: EngineContext, transaction_id: str) -> Transaction:
 
 
 def _in_doubt_children(s: StoreSession, original: Transaction) -> list[str]:
+    """The refunds and voids of ``original`` whose gateway outcome is in doubt: answered
+    ``unknown``/``pending``, or written ahead by a call that has ended without recording an
+    answer. A record written ahead by a call still running (its engine idempotency record is
+    ``in_progress``) is in flight, not in doubt: its amount is reserved, so concurrent refunds
+    of the rest go on and are decided on what is left (``exceeds_refundable``)."""
     children = s.list_transactions(parent_id=original.id, statuses=_IN_DOUBT)
-    return sorted(t.id for t in children)
+    return sorted(t.id for t in children if not _in_flight(s, t))
+
+
+def _in_flight(s: StoreSession, record: Transaction) -> bool:
+    if record.status is not TransactionStatus.UNKNOWN or record.idempotency_key is None:
+        return False
+    key, _, action = record.idempotency_key.rpartition(":")
+    if action != record.kind.value or not key:
+        return False
+    call = s.get_idempotency(key)
+    return call is not None and call.state is IdempotencyState.IN_PROGRESS
 
 
 def _certificate_status(

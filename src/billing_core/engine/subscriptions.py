@@ -210,16 +210,20 @@ def _lines(
 
     Returns the lines and the certificates to order as ``(certificate_id, domain, type)``.
     """
-    units = [t for t, q in sorted(inventory.items()) for _ in range(max(q, 0))]
-    if len(domains) > len(units):
+    rest = {t: q for t, q in sorted(inventory.items()) if q > 0}
+    total = sum(rest.values())
+    if len(domains) > total:
         raise InvalidValueError(
-            f"names {len(domains)} domains for {len(units)} certificates of inventory",
+            f"names {len(domains)} domains for {total} certificates of inventory",
             field="domains",
             value=list(domains),
         )
     lines: list[CertificateLine] = []
     plan: list[tuple[str, str, str]] = []
+    # one unit per domain, in type order; lazily, so a huge quantity is never spelled out
+    units = (t for t, q in sorted(rest.items()) for _ in range(q))
     for domain, certificate_type in zip(domains, units, strict=False):
+        rest[certificate_type] -= 1
         cert_id = ctx.ids("crt")
         plan.append((cert_id, domain, certificate_type))
         lines.append(
@@ -231,12 +235,10 @@ def _lines(
                 certificate_id=cert_id,
             )
         )
-    rest: dict[str, int] = {}
-    for certificate_type in units[len(domains) :]:
-        rest[certificate_type] = rest.get(certificate_type, 0) + 1
     lines.extend(
         CertificateLine(certificate_type=t, quantity=q, unit_price=unit_charges[t])
         for t, q in sorted(rest.items())
+        if q > 0
     )
     return lines, plan
 
@@ -418,6 +420,12 @@ def request_certificate_cancellation(
 
 def record_usage(ctx: EngineContext, events: Iterable[UsageEvent]) -> int:
     """Store usage events (duplicates by id are ignored); returns how many were new."""
+    if not isinstance(events, Iterable):
+        raise InvalidTypeError(
+            f"must be an iterable of UsageEvent, not {type(events).__name__}",
+            field="events",
+            value=events,
+        )
     batch = list(events)
     for i, e in enumerate(batch):
         if not isinstance(e, UsageEvent):

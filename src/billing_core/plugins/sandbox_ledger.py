@@ -283,14 +283,18 @@ class SandboxLedger:
             return outcome
         assert outcome.reference is not None
         now = self._now()
-        settles = request.operation is not GatewayOperation.AUTHORIZE and self.settle_after
+        settles = (
+            request.operation is not GatewayOperation.AUTHORIZE and self.settle_after is not None
+        )
         charge = _Charge(
             reference=outcome.reference,
             operation=request.operation,
             transaction_id=request.transaction_id,
             amount=request.amount,
             created_at=now,
-            settles_at=now + self.settle_after if settles and self.settle_after else None,
+            settles_at=now + self.settle_after
+            if settles and self.settle_after is not None
+            else None,
             refunded=Money.zero(request.amount.currency),
         )
         self._charges[charge.reference] = charge

@@ -295,7 +295,7 @@ def make_engine(url: str | sa.URL) -> Engine:
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
         if not memory:
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _set_wal(cursor)
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -303,6 +303,26 @@ def make_engine(url: str | sa.URL) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _set_wal(cursor: Any) -> None:
+    """Switch the file to WAL. Switching needs the database to itself, and SQLite answers
+    "database is locked" at once (without its busy handler) while another connection works on a
+    new file, so retry within the busy timeout; once the file is in WAL this is a no-op."""
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+    pause = 0.01
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.25)
 
 
 def upgrade(url: str | sa.URL | Engine, revision: str = "head") -> None:
