@@ -80,8 +80,11 @@ def refund(
     actor: str,
 ) -> RefundResult:
     """Refund (or void) ``transaction_id``: the whole remainder, an amount, or certificates."""
-    _check_request(ctx, transaction_id, amount, certificates)
+    unlocked = _check_request(ctx, transaction_id, amount, certificates)
     sync_settlement(ctx, transaction_id)
+    # the provider is asked before the row lock is taken: a slow provider must not hold it
+    # (certificate lines never change after the sale, so the unlocked read names the same ones)
+    fresh = _provider_statuses(ctx, _certificate_ids(unlocked, certificates))
     now = ctx.now()
     with ctx.store.session() as s:
         original = s.get_transaction(transaction_id, lock=True)
@@ -111,7 +114,7 @@ def refund(
             now=now,
             amount=amount,
             certificates=certificates,
-            certificate=_certificate_status(ctx, s, original, certificates),
+            certificate=_certificate_status(s, _certificate_ids(original, certificates), fresh),
             policy=ctx.refund_policy,
         )
         if not plan.steps:
@@ -140,9 +143,10 @@ def _check_request(
     transaction_id: str,
     amount: object,
     certificates: Mapping[int | str, int] | None,
-) -> None:
+) -> Transaction:
     """Refuse bad input (an amount or certificate lines that cannot be asked of this payment)
-    before anything is written, even the settlement ``sync_settlement`` learns."""
+    before anything is written, even the settlement ``sync_settlement`` learns; returns the
+    transaction as read (unlocked)."""
     with ctx.store.session() as s:
         original = s.get_transaction(transaction_id)
     if original is None:
@@ -154,6 +158,7 @@ def _check_request(
     requested_amount(amount, original)
     if certificates is not None:
         requested_lines(certificates, original)
+    return original
 
 
 def _write_ahead(
@@ -677,36 +682,40 @@ def _in_flight(s: StoreSession, record: Transaction) -> bool:
     return call is not None and call.state is IdempotencyState.IN_PROGRESS
 
 
+def _certificate_ids(
+    original: Transaction, certificates: Mapping[int | str, int] | None
+) -> list[str]:
+    """The certificates the refund is for: those on the chosen lines, or on every line."""
+    chosen = {str(k) for k in certificates} if certificates else None
+    return [
+        line.certificate_id
+        for i, line in enumerate(original.lines)
+        if line.certificate_id
+        and (chosen is None or {str(i), line.certificate_id, line.certificate_type} & chosen)
+    ]
+
+
+def _provider_statuses(ctx: EngineContext, ids: list[str]) -> dict[str, CertificateStatus]:
+    """What the certificate provider says now (called outside any store session)."""
+    if ctx.certificate_provider is None:
+        return {}
+    return {cid: CertificateStatus(ctx.certificate_provider.status(cid)) for cid in ids}
+
+
 def _certificate_status(
-    ctx: EngineContext,
-    s: StoreSession,
-    original: Transaction,
-    certificates: Mapping[int | str, int] | None,
+    s: StoreSession, ids: list[str], fresh: Mapping[str, CertificateStatus]
 ) -> CertificateStatus | None:
-    """The status of the certificate(s) the refund is for: issued wins over pending wins over
-    the rest, so one issued certificate blocks a refund of the lines it is on."""
-    ids = [line.certificate_id for line in original.lines if line.certificate_id]
-    if certificates:
-        chosen = {str(k) for k in certificates}
-        ids = [
-            line.certificate_id
-            for i, line in enumerate(original.lines)
-            if line.certificate_id
-            and ({str(i), line.certificate_id, line.certificate_type} & chosen)
-        ]
-    if not ids:
-        return None
+    """The status that decides the refund: issued wins over pending wins over the rest, so one
+    issued certificate blocks a refund of the lines it is on. The provider's answer wins over
+    the stored record, which is brought up to date."""
     statuses = []
     for cid in ids:
         stored = s.get_certificate(cid)
-        status = stored.status if stored is not None else None
-        if ctx.certificate_provider is not None:
-            fresh = ctx.certificate_provider.status(cid)
-            if stored is not None and fresh is not stored.status:
-                s.put_certificate(attrs.evolve(stored, status=fresh))
-            status = fresh
+        status = fresh.get(cid, stored.status if stored is not None else None)
+        if stored is not None and status is not None and status is not stored.status:
+            s.put_certificate(attrs.evolve(stored, status=status))
         if status is not None:
-            statuses.append(CertificateStatus(status))
+            statuses.append(status)
     for worst in (CertificateStatus.ISSUED, CertificateStatus.PENDING):
         if worst in statuses:
             return worst

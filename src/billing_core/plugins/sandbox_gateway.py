@@ -105,6 +105,8 @@ __all__ = [
     "LedgerEntry",
     "SandboxGateway",
     "Step",
+    "parse_rates",
+    "parse_step",
 ]
 
 _MONEY_OPERATIONS = tuple(op.value for op in GatewayOperation)
@@ -275,7 +277,7 @@ class SandboxGateway:
         (``"timeout_after_send"``)."""
         operation = _operation(operation)
         with self._lock:
-            self._scripts.setdefault(operation, deque()).extend(_step(s) for s in steps)
+            self._scripts.setdefault(operation, deque()).extend(parse_step(s) for s in steps)
 
     def scripted(self, operation: str) -> tuple[Step, ...]:
         """The steps still queued for ``operation``."""
@@ -287,18 +289,7 @@ class SandboxGateway:
         (``{Fault.TIMEOUT_AFTER_SEND: 0.1}``), from ``random.Random(seed)``. Replaces earlier
         rates for the operation; an empty mapping turns random faults off."""
         operation = _operation(operation)
-        table: list[tuple[Fault | Decline, float]] = []
-        for fault, rate in rates.items():
-            step = _step(fault)
-            if step is None or not 0 <= rate <= 1:
-                raise InvalidValueError(
-                    "must map a fault to a probability between 0 and 1",
-                    field=f"rates.{fault}",
-                    value=rate,
-                )
-            table.append((step, rate))
-        if sum(rate for _, rate in table) > 1:
-            raise InvalidValueError("probabilities must sum to at most 1", field="rates")
+        table = parse_rates(rates)
         with self._lock:
             self._rates[operation] = table
 
@@ -432,7 +423,25 @@ def _operation(operation: str) -> str:
     return str(operation)
 
 
-def _step(step: object) -> Step:
+def parse_rates(rates: Mapping[Fault | Decline, float]) -> list[tuple[Fault | Decline, float]]:
+    """A fault-rate table: each fault with a probability in [0, 1], summing to at most 1."""
+    table: list[tuple[Fault | Decline, float]] = []
+    for fault, rate in rates.items():
+        step = parse_step(fault)
+        if step is None or not 0 <= rate <= 1:
+            raise InvalidValueError(
+                "must map a fault to a probability between 0 and 1",
+                field=f"rates.{fault}",
+                value=rate,
+            )
+        table.append((step, rate))
+    if sum(rate for _, rate in table) > 1:
+        raise InvalidValueError("probabilities must sum to at most 1", field="rates")
+    return table
+
+
+def parse_step(step: object) -> Step:
+    """A script step from a ``Fault``, its string value, a ``Decline`` or None."""
     if step is None or isinstance(step, Decline):
         return step
     try:

@@ -45,6 +45,7 @@ __all__ = [
     "DECLINE_SCRIPTED",
     "DECLINE_UNSUPPORTED",
     "DECLINE_VOID_AMOUNT",
+    "ChargeRecord",
     "ChargeState",
     "LedgerEntry",
     "SandboxLedger",
@@ -109,7 +110,9 @@ class ChargeState:
 
 
 @attrs.define
-class _Charge:
+class ChargeRecord:
+    """A charge as a processor keeps it (the sandbox in memory, the shared gateway in SQL)."""
+
     reference: str
     operation: GatewayOperation
     transaction_id: str
@@ -123,11 +126,156 @@ class _Charge:
     def settled(self, now: datetime) -> bool:
         return self.settles_at is not None and now >= self.settles_at and not self.voided
 
+    def state(self, now: datetime) -> ChargeState:
+        """What a test may inspect of the charge at ``now``."""
+        return ChargeState(
+            reference=self.reference,
+            operation=self.operation,
+            transaction_id=self.transaction_id,
+            amount=self.amount,
+            refunded=self.refunded,
+            created_at=self.created_at,
+            settles_at=self.settles_at,
+            settled=self.settled(now),
+            voided=self.voided,
+            captured_by=self.captured_by,
+        )
+
 
 def declined(code: str, message: str, amount: Money | None = None) -> GatewayOutcome:
     return GatewayOutcome(
         status=OutcomeStatus.DECLINED, decline_code=code, message=message, amount=amount
     )
+
+
+# -- the processor's rules, shared by every sandbox whatever keeps its books ---------------------
+_MOVES_MONEY_FIRST = (GatewayOperation.SALE, GatewayOperation.AUTHORIZE, GatewayOperation.PAYOUT)
+
+
+def refuse_request(
+    request: GatewayRequest, capabilities: GatewayCapabilities, name: str
+) -> GatewayOutcome | None:
+    """The decline for a request no charge could take (currency, amount, capability), or None."""
+    op = request.operation
+    amount = request.amount
+    if not capabilities.supports_currency(amount.currency):
+        return declined(DECLINE_CURRENCY, f"sandbox: {amount.currency} is not supported", amount)
+    if amount.amount <= 0 or not amount.is_rounded:
+        return declined(
+            DECLINE_INVALID_AMOUNT,
+            f"sandbox: {amount} is not a positive amount in whole minor units",
+            amount,
+        )
+    allowed = {
+        GatewayOperation.AUTHORIZE: capabilities.authorizations,
+        GatewayOperation.CAPTURE: capabilities.authorizations,
+        GatewayOperation.SALE: True,
+        GatewayOperation.VOID: capabilities.voids,
+        GatewayOperation.REFUND: capabilities.refunds,
+        GatewayOperation.PAYOUT: capabilities.payouts,
+    }[op]
+    if not allowed:
+        return declined(DECLINE_UNSUPPORTED, f"sandbox {name!r} does not do {op}s", amount)
+    return None
+
+
+def needs_parent(request: GatewayRequest) -> bool:
+    """Capture, void and refund act on an earlier charge; the others make a new one."""
+    return request.operation not in _MOVES_MONEY_FIRST
+
+
+def refuse_parent(request: GatewayRequest, parent: ChargeRecord | None) -> GatewayOutcome | None:
+    """The decline when the charge acted on is missing or in another currency, or None."""
+    amount = request.amount
+    if parent is None:
+        return declined(
+            DECLINE_NO_SUCH_CHARGE,
+            f"sandbox: no charge {request.parent_reference or request.parent_transaction_id!r}",
+            amount,
+        )
+    if amount.currency != parent.amount.currency:
+        return declined(
+            DECLINE_CURRENCY, f"sandbox: the charge is in {parent.amount.currency}", amount
+        )
+    return None
+
+
+def refuse_capture(request: GatewayRequest, auth: ChargeRecord) -> GatewayOutcome | None:
+    amount = request.amount
+    if auth.operation is not GatewayOperation.AUTHORIZE:
+        return declined(DECLINE_UNSUPPORTED, "sandbox: only an authorization is captured", amount)
+    if auth.voided:
+        return declined(DECLINE_ALREADY_VOIDED, "sandbox: the authorization was voided", amount)
+    if auth.captured_by is not None:
+        return declined(
+            DECLINE_ALREADY_CAPTURED, f"sandbox: already captured as {auth.captured_by}", amount
+        )
+    if amount > auth.amount:
+        return declined(
+            DECLINE_EXCEEDS_REMAINING,
+            f"sandbox: cannot capture {amount} of an authorization for {auth.amount}",
+            amount,
+        )
+    return None
+
+
+def refuse_void(
+    request: GatewayRequest, charge: ChargeRecord, now: datetime
+) -> GatewayOutcome | None:
+    amount = request.amount
+    if charge.voided:
+        return declined(DECLINE_ALREADY_VOIDED, "sandbox: already voided", amount)
+    if charge.captured_by is not None:
+        return declined(
+            DECLINE_ALREADY_CAPTURED,
+            f"sandbox: the authorization was captured as {charge.captured_by}: void that",
+            amount,
+        )
+    if charge.settled(now):
+        return declined(
+            DECLINE_ALREADY_SETTLED,
+            f"sandbox: {charge.reference} settled at {charge.settles_at}: refund it instead",
+            amount,
+        )
+    if amount != charge.amount:
+        return declined(
+            DECLINE_VOID_AMOUNT,
+            f"sandbox: a void is for the whole {charge.amount}, not {amount}",
+            amount,
+        )
+    return None
+
+
+def refuse_refund(
+    request: GatewayRequest,
+    charge: ChargeRecord,
+    now: datetime,
+    capabilities: GatewayCapabilities,
+    name: str,
+) -> GatewayOutcome | None:
+    amount = request.amount
+    if charge.operation is GatewayOperation.AUTHORIZE or charge.voided:
+        return declined(
+            DECLINE_NOT_REFUNDABLE,
+            "sandbox: a voided charge or an authorization cannot be refunded",
+            amount,
+        )
+    if not charge.settled(now):
+        return declined(
+            DECLINE_NOT_SETTLED,
+            f"sandbox: {charge.reference} has not settled yet: void it instead",
+            amount,
+        )
+    remaining = charge.amount - charge.refunded
+    if amount > remaining:
+        return declined(
+            DECLINE_EXCEEDS_REMAINING,
+            f"sandbox: cannot refund {amount}: {remaining} is left of {charge.amount}",
+            amount,
+        )
+    if not capabilities.partial_refunds and amount != charge.amount:
+        return declined(DECLINE_UNSUPPORTED, f"sandbox {name!r} refunds whole charges only", amount)
+    return None
 
 
 class SandboxLedger:
@@ -146,7 +294,7 @@ class SandboxLedger:
         self.settle_after = settle_after
         self._clock = clock
         self._numbers = itertools.count(1)
-        self._charges: dict[str, _Charge] = {}
+        self._charges: dict[str, ChargeRecord] = {}
         self._charges_by_transaction: dict[str, str] = {}
         self._entries: list[LedgerEntry] = []
 
@@ -182,7 +330,7 @@ class SandboxLedger:
         if charge.settles_at is None or charge.settles_at > now:
             charge.settles_at = now
 
-    def _charge(self, reference: str) -> _Charge:
+    def _charge(self, reference: str) -> ChargeRecord:
         try:
             return self._charges[reference]
         except KeyError:
@@ -190,71 +338,34 @@ class SandboxLedger:
                 "no charge with this reference", field="reference", value=reference
             ) from None
 
-    def _state(self, charge: _Charge) -> ChargeState:
-        return ChargeState(
-            reference=charge.reference,
-            operation=charge.operation,
-            transaction_id=charge.transaction_id,
-            amount=charge.amount,
-            refunded=charge.refunded,
-            created_at=charge.created_at,
-            settles_at=charge.settles_at,
-            settled=charge.settled(self._now()),
-            voided=charge.voided,
-            captured_by=charge.captured_by,
-        )
+    def _state(self, charge: ChargeRecord) -> ChargeState:
+        return charge.state(self._now())
 
     def _perform(self, request: GatewayRequest) -> GatewayOutcome:
-        caps = self.capabilities
-        op = request.operation
-        amount = request.amount
-        if not caps.supports_currency(amount.currency):
-            return declined(
-                DECLINE_CURRENCY, f"sandbox: {amount.currency} is not supported", amount
-            )
-        if amount.amount <= 0 or not amount.is_rounded:
-            return declined(
-                DECLINE_INVALID_AMOUNT,
-                f"sandbox: {amount} is not a positive amount in whole minor units",
-                amount,
-            )
-        allowed = {
-            GatewayOperation.AUTHORIZE: caps.authorizations,
-            GatewayOperation.CAPTURE: caps.authorizations,
-            GatewayOperation.SALE: True,
-            GatewayOperation.VOID: caps.voids,
-            GatewayOperation.REFUND: caps.refunds,
-            GatewayOperation.PAYOUT: caps.payouts,
-        }[op]
-        if not allowed:
-            return declined(DECLINE_UNSUPPORTED, f"sandbox {self.name!r} does not do {op}s", amount)
-        if op in (GatewayOperation.SALE, GatewayOperation.AUTHORIZE, GatewayOperation.PAYOUT):
+        refusal = refuse_request(request, self.capabilities, self.name)
+        if refusal is not None:
+            return refusal
+        if not needs_parent(request):
             return self._new_charge(request)
         parent = self._parent(request)
-        if parent is None:
-            return declined(
-                DECLINE_NO_SUCH_CHARGE,
-                f"sandbox: no charge {request.parent_reference or request.parent_transaction_id!r}",
-                amount,
-            )
-        if amount.currency != parent.amount.currency:
-            return declined(
-                DECLINE_CURRENCY, f"sandbox: the charge is in {parent.amount.currency}", amount
-            )
-        if op is GatewayOperation.CAPTURE:
+        refusal = refuse_parent(request, parent)
+        if refusal is not None:
+            return refusal
+        assert parent is not None
+        if request.operation is GatewayOperation.CAPTURE:
             return self._capture(request, parent)
-        if op is GatewayOperation.VOID:
+        if request.operation is GatewayOperation.VOID:
             return self._void(request, parent)
         return self._refund(request, parent)
 
-    def _parent(self, request: GatewayRequest) -> _Charge | None:
+    def _parent(self, request: GatewayRequest) -> ChargeRecord | None:
         reference = request.parent_reference
         if reference is None and request.parent_transaction_id is not None:
             reference = self._charges_by_transaction.get(request.parent_transaction_id)
         return self._charges.get(reference) if reference is not None else None
 
     def _succeed(
-        self, request: GatewayRequest, *, parent: _Charge | None = None, settled: bool = False
+        self, request: GatewayRequest, *, parent: ChargeRecord | None = None, settled: bool = False
     ) -> GatewayOutcome:
         now = self._now()
         reference = f"{_PREFIX[request.operation]}_{next(self._numbers):06d}"
@@ -277,7 +388,9 @@ class SandboxLedger:
             message=f"sandbox: {request.operation} of {request.amount} succeeded",
         )
 
-    def _new_charge(self, request: GatewayRequest, parent: _Charge | None = None) -> GatewayOutcome:
+    def _new_charge(
+        self, request: GatewayRequest, parent: ChargeRecord | None = None
+    ) -> GatewayOutcome:
         outcome = self._succeed(request, parent=parent)
         if request.operation is GatewayOperation.PAYOUT:
             return outcome
@@ -286,7 +399,7 @@ class SandboxLedger:
         settles = (
             request.operation is not GatewayOperation.AUTHORIZE and self.settle_after is not None
         )
-        charge = _Charge(
+        charge = ChargeRecord(
             reference=outcome.reference,
             operation=request.operation,
             transaction_id=request.transaction_id,
@@ -301,77 +414,24 @@ class SandboxLedger:
         self._charges_by_transaction[charge.transaction_id] = charge.reference
         return attrs.evolve(outcome, settled=charge.settled(now))
 
-    def _capture(self, request: GatewayRequest, auth: _Charge) -> GatewayOutcome:
-        amount = request.amount
-        if auth.operation is not GatewayOperation.AUTHORIZE:
-            return declined(
-                DECLINE_UNSUPPORTED, "sandbox: only an authorization is captured", amount
-            )
-        if auth.voided:
-            return declined(DECLINE_ALREADY_VOIDED, "sandbox: the authorization was voided", amount)
-        if auth.captured_by is not None:
-            return declined(
-                DECLINE_ALREADY_CAPTURED, f"sandbox: already captured as {auth.captured_by}", amount
-            )
-        if amount > auth.amount:
-            return declined(
-                DECLINE_EXCEEDS_REMAINING,
-                f"sandbox: cannot capture {amount} of an authorization for {auth.amount}",
-                amount,
-            )
+    def _capture(self, request: GatewayRequest, auth: ChargeRecord) -> GatewayOutcome:
+        refusal = refuse_capture(request, auth)
+        if refusal is not None:
+            return refusal
         outcome = self._new_charge(request, parent=auth)
         auth.captured_by = outcome.reference
         return outcome
 
-    def _void(self, request: GatewayRequest, charge: _Charge) -> GatewayOutcome:
-        amount = request.amount
-        if charge.voided:
-            return declined(DECLINE_ALREADY_VOIDED, "sandbox: already voided", amount)
-        if charge.captured_by is not None:
-            return declined(
-                DECLINE_ALREADY_CAPTURED,
-                f"sandbox: the authorization was captured as {charge.captured_by}: void that",
-                amount,
-            )
-        if charge.settled(self._now()):
-            return declined(
-                DECLINE_ALREADY_SETTLED,
-                f"sandbox: {charge.reference} settled at {charge.settles_at}: refund it instead",
-                amount,
-            )
-        if amount != charge.amount:
-            return declined(
-                DECLINE_VOID_AMOUNT,
-                f"sandbox: a void is for the whole {charge.amount}, not {amount}",
-                amount,
-            )
+    def _void(self, request: GatewayRequest, charge: ChargeRecord) -> GatewayOutcome:
+        refusal = refuse_void(request, charge, self._now())
+        if refusal is not None:
+            return refusal
         charge.voided = True
         return self._succeed(request, parent=charge)
 
-    def _refund(self, request: GatewayRequest, charge: _Charge) -> GatewayOutcome:
-        amount = request.amount
-        if charge.operation is GatewayOperation.AUTHORIZE or charge.voided:
-            return declined(
-                DECLINE_NOT_REFUNDABLE,
-                "sandbox: a voided charge or an authorization cannot be refunded",
-                amount,
-            )
-        if not charge.settled(self._now()):
-            return declined(
-                DECLINE_NOT_SETTLED,
-                f"sandbox: {charge.reference} has not settled yet: void it instead",
-                amount,
-            )
-        remaining = charge.amount - charge.refunded
-        if amount > remaining:
-            return declined(
-                DECLINE_EXCEEDS_REMAINING,
-                f"sandbox: cannot refund {amount}: {remaining} is left of {charge.amount}",
-                amount,
-            )
-        if not self.capabilities.partial_refunds and amount != charge.amount:
-            return declined(
-                DECLINE_UNSUPPORTED, f"sandbox {self.name!r} refunds whole charges only", amount
-            )
-        charge.refunded = charge.refunded + amount
+    def _refund(self, request: GatewayRequest, charge: ChargeRecord) -> GatewayOutcome:
+        refusal = refuse_refund(request, charge, self._now(), self.capabilities, self.name)
+        if refusal is not None:
+            return refusal
+        charge.refunded = charge.refunded + request.amount
         return self._succeed(request, parent=charge)

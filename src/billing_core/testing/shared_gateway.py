@@ -62,29 +62,25 @@ from sqlalchemy.engine import Connection, Engine
 from ..errors import InvalidValueError, NotFoundError
 from ..money import Money
 from ..plugins.protocols import (
-    DECLINE_ALREADY_SETTLED,
     GatewayCapabilities,
     GatewayOperation,
     GatewayOutcome,
     GatewayRequest,
     OutcomeStatus,
 )
-from ..plugins.sandbox_gateway import Decline, Fault, Step
+from ..plugins.sandbox_gateway import Decline, Fault, Step, parse_rates, parse_step
 from ..plugins.sandbox_ledger import (
-    DECLINE_ALREADY_CAPTURED,
-    DECLINE_ALREADY_VOIDED,
-    DECLINE_CURRENCY,
-    DECLINE_EXCEEDS_REMAINING,
     DECLINE_IDEMPOTENCY_MISMATCH,
-    DECLINE_INVALID_AMOUNT,
-    DECLINE_NO_SUCH_CHARGE,
-    DECLINE_NOT_REFUNDABLE,
-    DECLINE_NOT_SETTLED,
-    DECLINE_UNSUPPORTED,
-    DECLINE_VOID_AMOUNT,
+    ChargeRecord,
     ChargeState,
     LedgerEntry,
     declined,
+    needs_parent,
+    refuse_capture,
+    refuse_parent,
+    refuse_refund,
+    refuse_request,
+    refuse_void,
 )
 from ..plugins.sql_schema import UtcDateTime, is_memory_sqlite, make_engine
 from ..serialization import structure, unstructure
@@ -157,22 +153,6 @@ _OPERATIONS = (*(op.value for op in GatewayOperation), "lookup")
 _CREATE_LOCK = 0x73686172656467  # pg_advisory_xact_lock key while creating the tables
 
 
-@attrs.define
-class _Charge:
-    reference: str
-    operation: GatewayOperation
-    transaction_id: str
-    amount: Money
-    refunded: Money
-    created_at: datetime
-    settles_at: datetime | None
-    voided: bool
-    captured_by: str | None
-
-    def settled(self, now: datetime) -> bool:
-        return self.settles_at is not None and now >= self.settles_at and not self.voided
-
-
 def _wall_clock() -> datetime:
     return datetime.now(UTC)
 
@@ -205,17 +185,6 @@ def _decode_step(text: str | None) -> Step:
         _, code, message = json.loads(text)
         return Decline(code=code, message=message)
     return Fault(text)
-
-
-def _step(step: object) -> Step:
-    if step is None or isinstance(step, Decline):
-        return step
-    try:
-        return Fault(str(step))
-    except ValueError:
-        raise InvalidValueError(
-            "must be a Fault, a Decline or None", field="step", value=step
-        ) from None
 
 
 def _operation(operation: str) -> str:
@@ -332,7 +301,7 @@ class SharedGateway:
         """Queue ``steps`` (in the database) for the next calls of ``operation``, whichever
         process makes them."""
         op = _operation(operation)
-        rows = [{"operation": op, "step": _encode_step(_step(s))} for s in steps]
+        rows = [{"operation": op, "step": _encode_step(parse_step(s))} for s in steps]
         if rows:
             with self._tx() as conn:
                 conn.execute(sa.insert(_script), rows)
@@ -349,18 +318,7 @@ class SharedGateway:
     def fault_rates(self, operation: str, rates: Mapping[Fault | Decline, float]) -> None:
         """Draw faults for ``operation`` at random in *this instance* (not shared)."""
         op = _operation(operation)
-        table: list[tuple[Fault | Decline, float]] = []
-        for fault, rate in rates.items():
-            step = _step(fault)
-            if step is None or not 0 <= rate <= 1:
-                raise InvalidValueError(
-                    "must map a fault to a probability between 0 and 1",
-                    field=f"rates.{fault}",
-                    value=rate,
-                )
-            table.append((step, rate))
-        if sum(rate for _, rate in table) > 1:
-            raise InvalidValueError("probabilities must sum to at most 1", field="rates")
+        table = parse_rates(rates)
         self._rates[op] = table
 
     def clear_faults(self) -> None:
@@ -432,19 +390,8 @@ class SharedGateway:
         ]
 
     # -- internals -----------------------------------------------------------------------------
-    def _state(self, charge: _Charge) -> ChargeState:
-        return ChargeState(
-            reference=charge.reference,
-            operation=charge.operation,
-            transaction_id=charge.transaction_id,
-            amount=charge.amount,
-            refunded=charge.refunded,
-            created_at=charge.created_at,
-            settles_at=charge.settles_at,
-            settled=charge.settled(self._now()),
-            voided=charge.voided,
-            captured_by=charge.captured_by,
-        )
+    def _state(self, charge: ChargeRecord) -> ChargeState:
+        return charge.state(self._now())
 
     def _counted(self, kind: str) -> Counter[str]:
         with self._tx() as conn:
@@ -598,14 +545,14 @@ class SharedGateway:
         return outcome
 
     # -- the processor's rules (as ``SandboxLedger``) ------------------------------------------
-    def _charge(self, conn: Connection, reference: str, *, lock: bool) -> _Charge | None:
+    def _charge(self, conn: Connection, reference: str, *, lock: bool) -> ChargeRecord | None:
         stmt = sa.select(_charges).where(_charges.c.reference == reference)
         if lock and self._pg:
             stmt = stmt.with_for_update()
         row = conn.execute(stmt).first()
         return None if row is None else _row_charge(row)
 
-    def _parent(self, conn: Connection, request: GatewayRequest) -> _Charge | None:
+    def _parent(self, conn: Connection, request: GatewayRequest) -> ChargeRecord | None:
         reference = request.parent_reference
         if reference is None and request.parent_transaction_id is not None:
             reference = conn.execute(
@@ -616,50 +563,24 @@ class SharedGateway:
         return None if reference is None else self._charge(conn, reference, lock=True)
 
     def _perform(self, conn: Connection, request: GatewayRequest) -> GatewayOutcome:
-        caps = self.capabilities
-        op = request.operation
-        amount = request.amount
-        if not caps.supports_currency(amount.currency):
-            return declined(
-                DECLINE_CURRENCY, f"sandbox: {amount.currency} is not supported", amount
-            )
-        if amount.amount <= 0 or not amount.is_rounded:
-            return declined(
-                DECLINE_INVALID_AMOUNT,
-                f"sandbox: {amount} is not a positive amount in whole minor units",
-                amount,
-            )
-        allowed = {
-            GatewayOperation.AUTHORIZE: caps.authorizations,
-            GatewayOperation.CAPTURE: caps.authorizations,
-            GatewayOperation.SALE: True,
-            GatewayOperation.VOID: caps.voids,
-            GatewayOperation.REFUND: caps.refunds,
-            GatewayOperation.PAYOUT: caps.payouts,
-        }[op]
-        if not allowed:
-            return declined(DECLINE_UNSUPPORTED, f"sandbox {self.name!r} does not do {op}s", amount)
-        if op in (GatewayOperation.SALE, GatewayOperation.AUTHORIZE, GatewayOperation.PAYOUT):
+        refusal = refuse_request(request, self.capabilities, self.name)
+        if refusal is not None:
+            return refusal
+        if not needs_parent(request):
             return self._new_charge(conn, request)
         parent = self._parent(conn, request)
-        if parent is None:
-            return declined(
-                DECLINE_NO_SUCH_CHARGE,
-                f"sandbox: no charge {request.parent_reference or request.parent_transaction_id!r}",
-                amount,
-            )
-        if amount.currency != parent.amount.currency:
-            return declined(
-                DECLINE_CURRENCY, f"sandbox: the charge is in {parent.amount.currency}", amount
-            )
-        if op is GatewayOperation.CAPTURE:
+        refusal = refuse_parent(request, parent)
+        if refusal is not None:
+            return refusal
+        assert parent is not None
+        if request.operation is GatewayOperation.CAPTURE:
             return self._capture(conn, request, parent)
-        if op is GatewayOperation.VOID:
+        if request.operation is GatewayOperation.VOID:
             return self._void(conn, request, parent)
         return self._refund(conn, request, parent)
 
     def _succeed(
-        self, conn: Connection, request: GatewayRequest, parent: _Charge | None = None
+        self, conn: Connection, request: GatewayRequest, parent: ChargeRecord | None = None
     ) -> GatewayOutcome:
         reference = f"{_PREFIX[request.operation]}_{uuid.uuid4().hex[:16]}"
         conn.execute(
@@ -682,7 +603,7 @@ class SharedGateway:
         )
 
     def _new_charge(
-        self, conn: Connection, request: GatewayRequest, parent: _Charge | None = None
+        self, conn: Connection, request: GatewayRequest, parent: ChargeRecord | None = None
     ) -> GatewayOutcome:
         outcome = self._succeed(conn, request, parent)
         if request.operation is GatewayOperation.PAYOUT:
@@ -708,24 +629,12 @@ class SharedGateway:
         settled = settles_at is not None and now >= settles_at
         return attrs.evolve(outcome, settled=settled)
 
-    def _capture(self, conn: Connection, request: GatewayRequest, auth: _Charge) -> GatewayOutcome:
-        amount = request.amount
-        if auth.operation is not GatewayOperation.AUTHORIZE:
-            return declined(
-                DECLINE_UNSUPPORTED, "sandbox: only an authorization is captured", amount
-            )
-        if auth.voided:
-            return declined(DECLINE_ALREADY_VOIDED, "sandbox: the authorization was voided", amount)
-        if auth.captured_by is not None:
-            return declined(
-                DECLINE_ALREADY_CAPTURED, f"sandbox: already captured as {auth.captured_by}", amount
-            )
-        if amount > auth.amount:
-            return declined(
-                DECLINE_EXCEEDS_REMAINING,
-                f"sandbox: cannot capture {amount} of an authorization for {auth.amount}",
-                amount,
-            )
+    def _capture(
+        self, conn: Connection, request: GatewayRequest, auth: ChargeRecord
+    ) -> GatewayOutcome:
+        refusal = refuse_capture(request, auth)
+        if refusal is not None:
+            return refusal
         outcome = self._new_charge(conn, request, parent=auth)
         conn.execute(
             sa.update(_charges)
@@ -734,68 +643,33 @@ class SharedGateway:
         )
         return outcome
 
-    def _void(self, conn: Connection, request: GatewayRequest, charge: _Charge) -> GatewayOutcome:
-        amount = request.amount
-        if charge.voided:
-            return declined(DECLINE_ALREADY_VOIDED, "sandbox: already voided", amount)
-        if charge.captured_by is not None:
-            return declined(
-                DECLINE_ALREADY_CAPTURED,
-                f"sandbox: the authorization was captured as {charge.captured_by}: void that",
-                amount,
-            )
-        if charge.settled(self._now()):
-            return declined(
-                DECLINE_ALREADY_SETTLED,
-                f"sandbox: {charge.reference} settled at {charge.settles_at}: refund it instead",
-                amount,
-            )
-        if amount != charge.amount:
-            return declined(
-                DECLINE_VOID_AMOUNT,
-                f"sandbox: a void is for the whole {charge.amount}, not {amount}",
-                amount,
-            )
+    def _void(
+        self, conn: Connection, request: GatewayRequest, charge: ChargeRecord
+    ) -> GatewayOutcome:
+        refusal = refuse_void(request, charge, self._now())
+        if refusal is not None:
+            return refusal
         conn.execute(
             sa.update(_charges).where(_charges.c.reference == charge.reference).values(voided=True)
         )
         return self._succeed(conn, request, parent=charge)
 
-    def _refund(self, conn: Connection, request: GatewayRequest, charge: _Charge) -> GatewayOutcome:
-        amount = request.amount
-        if charge.operation is GatewayOperation.AUTHORIZE or charge.voided:
-            return declined(
-                DECLINE_NOT_REFUNDABLE,
-                "sandbox: a voided charge or an authorization cannot be refunded",
-                amount,
-            )
-        if not charge.settled(self._now()):
-            return declined(
-                DECLINE_NOT_SETTLED,
-                f"sandbox: {charge.reference} has not settled yet: void it instead",
-                amount,
-            )
-        remaining = charge.amount - charge.refunded
-        if amount > remaining:
-            return declined(
-                DECLINE_EXCEEDS_REMAINING,
-                f"sandbox: cannot refund {amount}: {remaining} is left of {charge.amount}",
-                amount,
-            )
-        if not self.capabilities.partial_refunds and amount != charge.amount:
-            return declined(
-                DECLINE_UNSUPPORTED, f"sandbox {self.name!r} refunds whole charges only", amount
-            )
+    def _refund(
+        self, conn: Connection, request: GatewayRequest, charge: ChargeRecord
+    ) -> GatewayOutcome:
+        refusal = refuse_refund(request, charge, self._now(), self.capabilities, self.name)
+        if refusal is not None:
+            return refusal
         conn.execute(
             sa.update(_charges)
             .where(_charges.c.reference == charge.reference)
-            .values(refunded=str((charge.refunded + amount).amount))
+            .values(refunded=str((charge.refunded + request.amount).amount))
         )
         return self._succeed(conn, request, parent=charge)
 
 
-def _row_charge(row: Any) -> _Charge:
-    return _Charge(
+def _row_charge(row: Any) -> ChargeRecord:
+    return ChargeRecord(
         reference=row.reference,
         operation=GatewayOperation(row.operation),
         transaction_id=row.transaction_id,
