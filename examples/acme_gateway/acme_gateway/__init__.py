@@ -44,6 +44,7 @@ class FakeAcmeApi:
         self.clock = clock
         self.charges: dict[str, dict[str, Any]] = {}
         self.answers: dict[str, dict[str, Any]] = {}  # idempotency key -> stored answer
+        self.refusals: dict[str, AcmeError] = {}  # key -> the last refusal (decided anew on retry)
         self._ids = itertools.count(1)
 
     def post(self, path: str, key: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -53,7 +54,12 @@ class FakeAcmeApi:
                 raise AcmeError("key_reused", "this idempotency key was used for another request")
             previous: dict[str, Any] = stored["answer"]
             return previous
-        answer: dict[str, Any] = getattr(self, "_" + path)(body)
+        try:
+            answer: dict[str, Any] = getattr(self, "_" + path)(body)
+        except AcmeError as error:
+            self.refusals[key] = error
+            raise
+        self.refusals.pop(key, None)
         self.answers[key] = {"request": (path, body), "answer": answer}
         return answer
 
@@ -170,6 +176,11 @@ class AcmeGateway:
     def lookup(self, transaction_id: str, idempotency_key: str) -> GatewayOutcome:
         answer = self.api.get(idempotency_key)
         request = self.requests.get(idempotency_key)
+        refusal = self.api.refusals.get(idempotency_key)
+        if answer is None and refusal is not None:
+            return GatewayOutcome(
+                status=OutcomeStatus.DECLINED, decline_code=refusal.code, message=str(refusal)
+            )
         if answer is None or request is None:
             return GatewayOutcome(status=OutcomeStatus.NOT_SENT, message="AcmePay never saw it")
         return self._outcome(answer, request.amount.currency)

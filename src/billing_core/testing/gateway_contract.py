@@ -17,7 +17,9 @@ The suite checks every operation the gateway declares in its ``capabilities`` (a
 refuses the ones it does not), partial refunds, a refund above what is left being declined, a
 void after settlement being declined with ``DECLINE_ALREADY_SETTLED``, idempotent replays that
 return the same outcome and move money once, and ``lookup`` of a call never sent answering
-``not_sent``. Set the class attribute ``currency`` when the gateway does not take US dollars.
+``not_sent`` (and of a declined call answering ``declined``), a declined call being decided
+afresh when its key is tried again (a decline is never cached and replayed), and every
+successful money movement carrying the amount it moved. Set the class attribute ``currency`` when the gateway does not take US dollars.
 
 Faults (timeouts, lost answers) cannot be forced on a real gateway, so they are not part of the
 contract; the sandbox's own tests cover them.
@@ -157,6 +159,18 @@ class GatewayContract:
         found = gateway.lookup(f"tx-{uuid.uuid4().hex}", f"key-{uuid.uuid4().hex}")
         assert found.status is OutcomeStatus.NOT_SENT
 
+    def test_lookup_of_a_declined_call_is_declined(
+        self, gateway: PaymentGateway, settle: Settle
+    ) -> None:
+        """A call that reached the gateway and was declined is reported as declined, never as
+        ``not_sent``: reconciliation must be able to tell "refused" from "never arrived"."""
+        self.require(gateway.capabilities, "refunds")
+        sale = self.settled_charge(gateway, settle)
+        request = self.request(GatewayOperation.REFUND, "10.01", parent=sale)
+        assert self.call(gateway, request).status is OutcomeStatus.DECLINED
+        found = gateway.lookup(request.transaction_id, request.idempotency_key)
+        assert found.status is OutcomeStatus.DECLINED, found
+
     # -- voids ---------------------------------------------------------------------------------
     def test_void_of_an_unsettled_sale(self, gateway: PaymentGateway) -> None:
         self.require(gateway.capabilities, "voids")
@@ -188,6 +202,7 @@ class GatewayContract:
         sale = self.settled_charge(gateway, settle)
         refund = self.refund(gateway, sale, "10.00")
         assert refund.status is OK, refund
+        assert refund.amount == self.money("10.00"), "a refund outcome carries the amount moved"
         assert refund.reference
         assert refund.reference != sale[1].reference
         assert self.refund(gateway, sale, "0.01").status in NOTHING_HAPPENED
@@ -197,7 +212,8 @@ class GatewayContract:
     ) -> None:
         self.require(gateway.capabilities, "refunds", "partial_refunds")
         sale = self.settled_charge(gateway, settle)
-        assert self.refund(gateway, sale, "3.00").status is OK
+        first = self.refund(gateway, sale, "3.00")
+        assert (first.status, first.amount) == (OK, self.money("3.00")), first
         assert self.refund(gateway, sale, "2.50").status is OK
         above = self.refund(gateway, sale, "4.51")
         assert above.status is OutcomeStatus.DECLINED, "4.50 is left: 4.51 is too much"
@@ -211,6 +227,24 @@ class GatewayContract:
         sale = self.settled_charge(gateway, settle)
         assert self.refund(gateway, sale, "10.01").status is OutcomeStatus.DECLINED
         assert self.refund(gateway, sale, "10.00").status is OK
+
+    def test_a_declined_call_is_decided_afresh_when_its_key_is_retried(
+        self, gateway: PaymentGateway, settle: Settle
+    ) -> None:
+        """The refund retry queue tries a declined refund again with the same key: the gateway
+        must decide it again, not replay the cached decline. Checked on a refund declined because
+        its charge had not settled (skipped for a gateway that refunds unsettled charges)."""
+        self.require(gateway.capabilities, "refunds")
+        sale = self.charge(gateway)
+        request = self.request(GatewayOperation.REFUND, "10.00", parent=sale)
+        first = self.call(gateway, request)
+        if first.status is OK:
+            pytest.skip("the gateway refunds unsettled charges")
+        assert first.status in NOTHING_HAPPENED, first
+        settle(sale[1])
+        again = self.call(gateway, request)
+        assert again.status is OK, f"the retry with the same key replayed the decline: {again}"
+        assert again.amount == self.money("10.00")
 
     def test_whole_refunds_only_without_partial_refunds(
         self, gateway: PaymentGateway, settle: Settle
