@@ -2,7 +2,9 @@
 
 * ``billing_core_store``: ``memory://`` opens a ``MemoryStore``; ``sqlite:///path`` (the embedded
   default), ``postgresql://...`` and their ``+driver`` forms open a ``SqlStore`` on SQLAlchemy
-  Core. The SQL store is imported only when asked for, so SQLAlchemy stays optional. These
+  Core. SQLAlchemy and Alembic are in the base install, so SQLite works after a plain
+  ``pip install billing_core``; a PostgreSQL URL needs its driver (the ``postgres`` extra), and
+  without it the store answers a ``ConfigurationError`` saying which extra to install. These
   implementations are ``trylast``: a plugin may take over a scheme.
 * ``billing_core_payment_gateways``: the ``SandboxGateway`` named ``sandbox``, on the engine's
   clock.
@@ -15,9 +17,11 @@ a silent sandbox).
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..errors import ConfigurationError
 from .hookspecs import Clock, hookimpl
 from .protocols import CertificateProvider, PaymentGateway, Store
 
@@ -30,6 +34,24 @@ __all__ = [
 
 SQL_SCHEMES = frozenset({"sqlite", "postgresql", "postgres"})
 """URL schemes (before any ``+driver``) the built-in SQL store opens."""
+
+_DRIVERS = {"psycopg": "postgres", "psycopg2": "postgres"}
+"""Database drivers the SQL store may need, and the billing_core extra that installs them."""
+
+
+def _require_driver(url: str, scheme: str) -> None:
+    """A clear error, naming the extra to install, when the URL's driver is missing."""
+    base, _, driver = scheme.partition("+")
+    if base in ("postgresql", "postgres"):
+        driver = driver or "psycopg2"  # SQLAlchemy's default for a bare postgresql:// URL
+    if driver in _DRIVERS and importlib.util.find_spec(driver) is None:
+        raise ConfigurationError(
+            f"the store URL needs the {driver!r} database driver, which is not installed: "
+            f"pip install 'billing_core[{_DRIVERS[driver]}]'"
+            + (" and use a postgresql+psycopg:// URL" if driver == "psycopg2" else ""),
+            field="store",
+            value=url.split("@")[-1],
+        )
 
 
 def _sandbox_enabled(settings: Mapping[str, Any]) -> bool:
@@ -44,6 +66,7 @@ def billing_core_store(url: str, options: Mapping[str, Any]) -> Store | None:
 
         return MemoryStore(**options)
     if scheme.partition("+")[0] in SQL_SCHEMES:
+        _require_driver(url, scheme)
         from .sql_store import SqlStore
 
         return SqlStore(url, **options)
