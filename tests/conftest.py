@@ -1,6 +1,12 @@
 """Shared fixtures. PostgreSQL tests use ``postgres_url``: skipped with a reason when
 ``BILLING_CORE_TEST_POSTGRES_URL`` is unset, failed instead when ``BILLING_CORE_REQUIRE_POSTGRES``
-is set (CI sets both, so CI cannot pass with the PostgreSQL tests skipped)."""
+is set (CI sets both, so CI cannot pass with the PostgreSQL tests skipped).
+
+The reliability proofs (``tests/test_reliability_*.py``: many worker processes, killed workers,
+fault matrices, fuzzing) take minutes on a 2-core machine, so the README's test command leaves
+them out and says so in its summary; ``python3 dev.py test --reliability`` (or
+``BILLING_CORE_RELIABILITY=1``, or naming a reliability file) runs them too, and ``.ci/run``
+always does (``--reliability -m reliability``). They carry the ``reliability`` marker."""
 
 from __future__ import annotations
 
@@ -17,6 +23,41 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 POSTGRES_ENV = "BILLING_CORE_TEST_POSTGRES_URL"
 REQUIRE_ENV = "BILLING_CORE_REQUIRE_POSTGRES"
+RELIABILITY_ENV = "BILLING_CORE_RELIABILITY"
+RELIABILITY_FILES = "test_reliability_"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--reliability",
+        action="store_true",
+        help="also run the reliability proofs (tests/test_reliability_*.py); CI always does",
+    )
+
+
+_left_out: list[str] = []
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` selects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    run = (
+        bool(config.getoption("--reliability"))
+        or os.environ.get(RELIABILITY_ENV) == "1"
+        or any(RELIABILITY_FILES in str(arg) for arg in config.args)
+    )
+    kept: list[pytest.Item] = []
+    left: list[pytest.Item] = []
+    for item in items:
+        if item.path.name.startswith(RELIABILITY_FILES):
+            item.add_marker(pytest.mark.reliability)
+            if not run:
+                left.append(item)
+                continue
+        kept.append(item)
+    if left:
+        config.hook.pytest_deselected(items=left)
+        items[:] = kept
+        _left_out.extend(item.nodeid for item in left)
 
 
 @pytest.fixture(scope="session")
@@ -124,6 +165,12 @@ def figure(request: pytest.FixtureRequest) -> Figures:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _left_out:
+        files = len({nodeid.split("::")[0] for nodeid in _left_out})
+        terminalreporter.write_line(
+            f"billing_core: {len(_left_out)} reliability proofs in {files} files were not run; "
+            "`python3 dev.py test --reliability` runs them (CI always does)."
+        )
     if _figures:
         terminalreporter.section("billing_core reliability figures")
         for line in _figures:
