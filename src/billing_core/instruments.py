@@ -46,7 +46,9 @@ class PaymentInstrument:
 
     id: str = attrs.field(validator=_non_empty_str)
     active: bool = attrs.field(default=True, validator=_check_active)
-    expires_on: date | None = attrs.field(default=None, validator=attrs.validators.optional(_plain_date))
+    expires_on: date | None = attrs.field(
+        default=None, validator=attrs.validators.optional(_plain_date)
+    )
     kind: InstrumentKind | None = attrs.field(default=None, converter=_to_optional_kind)
     fingerprint: str | None = attrs.field(default=None, validator=_optional_str)
 

@@ -117,6 +117,18 @@ def _to_percent(value: object) -> Decimal:
     return to_decimal(value, "percent")
 
 
+def _to_duration(value: object) -> CouponDuration:
+    return _enum_value(CouponDuration, value, "duration")
+
+
+def _to_exemption_status(value: object) -> ExemptionStatus:
+    return _enum_value(ExemptionStatus, value, "status")
+
+
+def _to_invoice_status(value: object) -> InvoiceStatus:
+    return _enum_value(InvoiceStatus, value, "status")
+
+
 def _tuple(value: Iterable[Any]) -> tuple[Any, ...]:
     return tuple(value)
 
@@ -131,7 +143,7 @@ class Coupon:
     percent_off: Decimal | None = attrs.field(default=None, converter=_to_optional_percent)
     duration: CouponDuration = attrs.field(
         default=CouponDuration.ONCE,
-        converter=lambda v: _enum_value(CouponDuration, v, "duration"),
+        converter=_to_duration,
     )
     duration_periods: int | None = attrs.field(default=None, validator=_optional_count)
     max_redemptions: int | None = attrs.field(default=None, validator=_optional_count)
@@ -148,7 +160,9 @@ class Coupon:
         if self.amount_off is not None:
             _money(self, attrs.fields(Coupon).amount_off, self.amount_off)
             if self.amount_off.amount <= 0:
-                raise InvalidAmountError("must be positive", field="amount_off", value=self.amount_off)
+                raise InvalidAmountError(
+                    "must be positive", field="amount_off", value=self.amount_off
+                )
             _rounded_money(self.amount_off, "amount_off")
         if self.percent_off is not None and not 0 < self.percent_off <= _HUNDRED:
             raise InvalidAmountError(
@@ -193,9 +207,7 @@ class TaxRate:
 class TaxExemption:
     """A tax-exemption document; exempts only while ``valid`` and not past ``valid_until``."""
 
-    status: ExemptionStatus = attrs.field(
-        converter=lambda v: _enum_value(ExemptionStatus, v, "status")
-    )
+    status: ExemptionStatus = attrs.field(converter=_to_exemption_status)
     valid_until: date | None = attrs.field(default=None, validator=_optional_date)
     document_id: str | None = attrs.field(default=None, validator=_optional_str)
     tax_id: str | None = attrs.field(default=None, validator=_optional_str)
@@ -316,7 +328,7 @@ class Invoice:
     currency: str = attrs.field(validator=_non_empty_str)
     status: InvoiceStatus = attrs.field(
         default=InvoiceStatus.DRAFT,
-        converter=lambda v: _enum_value(InvoiceStatus, v, "status"),
+        converter=_to_invoice_status,
     )
     lines: tuple[InvoiceLine, ...] = attrs.field(default=(), converter=_tuple)
     number: str | None = attrs.field(default=None, validator=_optional_str)
@@ -363,7 +375,9 @@ class Invoice:
             for name in ("number", "issued_on"):
                 if getattr(self, name) is not None:
                     raise InvalidValueError(
-                        "a draft is not issued yet: it has none", field=name, value=getattr(self, name)
+                        "a draft is not issued yet: it has none",
+                        field=name,
+                        value=getattr(self, name),
                     )
         if status in _ISSUED:
             for name in ("number", "issued_on", "totals"):

@@ -162,9 +162,7 @@ def _issued(status: InvoiceStatus, has_payments: bool, note: str) -> Row:
         overpay=_no(_R.EXCEEDS_AMOUNT_DUE),
         void=_no(_R.HAS_PAYMENTS) if has_payments else _to(_S.VOID),
         mark_uncollectible=(
-            _no(_R.ALREADY_UNCOLLECTIBLE)
-            if status is _S.UNCOLLECTIBLE
-            else _to(_S.UNCOLLECTIBLE)
+            _no(_R.ALREADY_UNCOLLECTIBLE) if status is _S.UNCOLLECTIBLE else _to(_S.UNCOLLECTIBLE)
         ),
     )
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import date
+from decimal import Decimal
 from fractions import Fraction
 
 from ..errors import CurrencyMismatchError, InvalidAmountError, InvalidTypeError, InvalidValueError
@@ -44,7 +45,9 @@ def _check_lines(lines: Iterable[InvoiceLine]) -> tuple[InvoiceLine, ...]:
     for i, line in enumerate(checked):
         if not isinstance(line, InvoiceLine):
             raise InvalidTypeError(
-                f"must be an InvoiceLine, not {type(line).__name__}", field=f"lines[{i}]", value=line
+                f"must be an InvoiceLine, not {type(line).__name__}",
+                field=f"lines[{i}]",
+                value=line,
             )
         if currency is None:
             currency = line.amount.currency
@@ -75,7 +78,9 @@ def apply_coupons(subtotal: Money, coupons: Iterable[Coupon]) -> tuple[tuple[Mon
     for i, coupon in enumerate(coupons):
         if not isinstance(coupon, Coupon):
             raise InvalidTypeError(
-                f"must be a Coupon, not {type(coupon).__name__}", field=f"coupons[{i}]", value=coupon
+                f"must be a Coupon, not {type(coupon).__name__}",
+                field=f"coupons[{i}]",
+                value=coupon,
             )
         if coupon.amount_off is not None:
             if coupon.amount_off.currency != subtotal.currency:
@@ -97,7 +102,7 @@ def apply_coupons(subtotal: Money, coupons: Iterable[Coupon]) -> tuple[tuple[Mon
 
 
 def _spread(discount: Money, lines: Sequence[InvoiceLine]) -> tuple[Money, ...]:
-    weights = [max(line.amount.amount, 0) for line in lines]
+    weights = [line.amount.amount if line.amount.amount > 0 else Decimal(0) for line in lines]
     if not discount or not any(weights):
         return tuple(Money.zero(discount.currency) for _ in lines)
     return discount.allocate(weights)
@@ -145,9 +150,7 @@ def total(
             field="lines",
             value=subtotal,
         )
-    steps = [
-        f"Subtotal {subtotal} ({len(checked)} line{'' if len(checked) == 1 else 's'})."
-    ]
+    steps = [f"Subtotal {subtotal} ({len(checked)} line{'' if len(checked) == 1 else 's'})."]
     coupon_discounts, coupon_text = apply_coupons(subtotal, coupons)
     discount = sum(coupon_discounts, zero)
     if coupon_text:

@@ -65,8 +65,7 @@ def describe_exemption(exemption: TaxExemption, *, on: date) -> str:
         return f"Tax exempt on {on.isoformat()}: tax exemption {doc} is valid, {until}."
     if exemption.status is ExemptionStatus.VALID:
         return (
-            f"Not tax exempt on {on.isoformat()}: tax exemption {doc} was {until}, "
-            "so tax applies."
+            f"Not tax exempt on {on.isoformat()}: tax exemption {doc} was {until}, so tax applies."
         )
     return (
         f"Not tax exempt: tax exemption {doc} is {exemption.status.value.replace('_', ' ')}, "
