@@ -121,18 +121,19 @@ def test_a_once_amount_off_never_gives_more_than_its_amount(
 ) -> None:
     """Across any run of invoices, the discounts sum to at most the coupon's amount, and to
     exactly it once the invoices were large enough."""
-    coupon = Coupon(id="c", amount_off=Money.from_minor_units(amount_units, EUR))
+    full = Money.from_minor_units(amount_units, EUR)
+    coupon = Coupon(id="c", amount_off=full)
     used = Money.zero(EUR)
     for n, units in enumerate(invoice_units):
         step = next_application(coupon, periods_applied=n, amount_used=used)
         if step.coupon is None:
-            assert used == coupon.amount_off
+            assert used == full
             break
         line = InvoiceLine(description="x", amount=Money.from_minor_units(units, EUR))
         used += invoicing.total([line], coupons=[step.coupon]).discount
-        assert used <= coupon.amount_off
+        assert used <= full
     if sum(invoice_units) >= amount_units:
-        assert used == coupon.amount_off
+        assert used == full
     else:
         assert used == Money.from_minor_units(sum(invoice_units), EUR)
 

@@ -158,13 +158,14 @@ def test_credit_memo_items() -> None:
     assert CreditMemoItem(description="", quantity=1, unit_price=Money(1, EUR)).tax_amount == (
         Money("0.00", EUR)
     )
-    for kwargs, field in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"quantity": 0}, "$.quantity"),
         ({"unit_price": Money("-1.00", EUR)}, "$.unit_price"),
         ({"tax": Money("-1.00", EUR)}, "$.tax"),
         ({"tax": Money("1.00", "USD")}, "$.tax"),
         ({"tax": Money("0.001", EUR)}, "$.tax"),
-    ]:
+    ]
+    for kwargs, field in cases:
         args: dict[str, Any] = {"description": "x", "quantity": 1, "unit_price": Money(1, EUR)}
         args.update(kwargs)
         with pytest.raises(BillingError) as info:
