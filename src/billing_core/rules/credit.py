@@ -20,9 +20,10 @@ from collections.abc import Iterable
 import attrs
 
 from ..decisions import Decision, Reason
-from ..errors import CurrencyMismatchError, InvalidAmountError, InvalidTypeError, InvalidValueError
+from ..errors import CurrencyMismatchError, InvalidAmountError, InvalidTypeError
 from ..invoices import CreditMemoBalance, CreditMemoItem, Invoice
 from ..money import Money
+from .invoicing import check_items
 
 __all__ = [
     "CreditConsumption",
@@ -82,26 +83,7 @@ def assess_credit_memo(
 ) -> CreditMemoDecision:
     """The memo's subtotal, tax and total; denied when it exceeds ``creditable`` (the
     invoice's :func:`creditable` amount, for a memo made from an invoice)."""
-    checked = tuple(items)
-    if not checked:
-        raise InvalidValueError("must hold at least one item", field="items", value=[])
-    currency = None
-    for i, item in enumerate(checked):
-        if not isinstance(item, CreditMemoItem):
-            raise InvalidTypeError(
-                f"must be a CreditMemoItem, not {type(item).__name__}",
-                field=f"items[{i}]",
-                value=item,
-            )
-        if currency is None:
-            currency = item.unit_price.currency
-        elif item.unit_price.currency != currency:
-            raise CurrencyMismatchError(
-                f"must be in {currency} like the first item",
-                field=f"items[{i}].unit_price",
-                value=item.unit_price,
-            )
-    assert currency is not None
+    checked, currency = check_items(items, CreditMemoItem, field="items", money="unit_price")
     zero = Money.zero(currency)
     subtotal = sum((item.amount for item in checked), zero)
     tax = sum((item.tax_amount for item in checked), zero)

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date
 from decimal import Decimal
 from fractions import Fraction
+from typing import TypeVar
 
 from ..errors import CurrencyMismatchError, InvalidAmountError, InvalidTypeError, InvalidValueError
 from ..invoices import Coupon, InvoiceTotals, TaxExemption, TaxRate
@@ -34,29 +35,42 @@ from ..model import InvoiceLine
 from ..money import Money
 from .tax import taxes
 
-__all__ = ["apply_coupons", "total"]
+__all__ = ["apply_coupons", "check_items", "total"]
+
+
+T = TypeVar("T")
+
+
+def check_items(
+    values: Iterable[object], kind: type[T], *, field: str, money: str
+) -> tuple[tuple[T, ...], str]:
+    """``values`` as a non-empty tuple of ``kind`` whose ``money`` attribute shares one
+    currency, and that currency; raises naming ``field[i]`` (used for lines and memo items)."""
+    checked = tuple(values)
+    if not checked:
+        raise InvalidValueError(f"must hold at least one {kind.__name__}", field=field, value=[])
+    currency = ""
+    for i, value in enumerate(checked):
+        if not isinstance(value, kind):
+            raise InvalidTypeError(
+                f"must be a {kind.__name__}, not {type(value).__name__}",
+                field=f"{field}[{i}]",
+                value=value,
+            )
+        amount = getattr(value, money)
+        currency = currency or amount.currency
+        if amount.currency != currency:
+            raise CurrencyMismatchError(
+                f"must be in {currency} like the first one, not {amount.currency}",
+                field=f"{field}[{i}].{money}",
+                value=amount,
+            )
+    return checked, currency  # type: ignore[return-value]  # every value checked to be a T
 
 
 def _check_lines(lines: Iterable[InvoiceLine]) -> tuple[InvoiceLine, ...]:
-    checked = tuple(lines)
-    if not checked:
-        raise InvalidValueError("must hold at least one line", field="lines", value=[])
-    currency = None
+    checked, _ = check_items(lines, InvoiceLine, field="lines", money="amount")
     for i, line in enumerate(checked):
-        if not isinstance(line, InvoiceLine):
-            raise InvalidTypeError(
-                f"must be an InvoiceLine, not {type(line).__name__}",
-                field=f"lines[{i}]",
-                value=line,
-            )
-        if currency is None:
-            currency = line.amount.currency
-        elif line.amount.currency != currency:
-            raise CurrencyMismatchError(
-                f"must be in {currency} like the first line, not {line.amount.currency}",
-                field=f"lines[{i}].amount",
-                value=line.amount,
-            )
         if not line.amount.is_rounded:
             raise InvalidAmountError(
                 f"must be a rounded charge, not {line.amount.amount}",
