@@ -227,6 +227,11 @@ def test_an_invoice_adds_up() -> None:
         ({"status": "paid", "amount_paid": Money("99.00", EUR)}, "$.amount_paid"),
         ({"status": "void", "amount_paid": Money("5.00", EUR)}, "$.amount_paid"),
         ({"status": "sent"}, "$.status"),
+        ({"lines": ["seats"]}, "$.lines[0]"),
+        ({"coupons": ["spring"]}, "$.coupons[0]"),
+        ({"tax_rates": [20]}, "$.tax_rates[0]"),
+        ({"exemption": "valid"}, "$.exemption"),
+        ({"totals": "100.00"}, "$.totals"),
     ],
 )
 def test_bad_invoices_raise_naming_the_field(kwargs: dict[str, Any], field: str) -> None:

@@ -198,8 +198,7 @@ def test_an_exemption_that_does_not_apply_says_why() -> None:
     )
     review = tax.describe_exemption(TaxExemption(status="in_review"), on=date(2027, 2, 1))
     assert (
-        review
-        == "Not tax exempt: tax exemption the document is in review, not valid, so tax applies."
+        review == "Not tax exempt: tax exemption document is in review, not valid, so tax applies."
     )
 
 

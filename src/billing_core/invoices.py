@@ -31,7 +31,13 @@ from typing import Any
 import attrs
 
 from .currencies import minor_unit_exponent
-from .errors import CurrencyMismatchError, InvalidAmountError, InvalidValueError, PrecisionError
+from .errors import (
+    CurrencyMismatchError,
+    InvalidAmountError,
+    InvalidTypeError,
+    InvalidValueError,
+    PrecisionError,
+)
 from .model import (
     InvoiceLine,
     _aware,
@@ -349,13 +355,21 @@ class Invoice:
 
     def __attrs_post_init__(self) -> None:
         minor_unit_exponent(self.currency, "currency")
-        for i, line in enumerate(self.lines):
-            if not isinstance(line, InvoiceLine):
-                raise InvalidValueError(
-                    f"must be an InvoiceLine, not {type(line).__name__}",
-                    field=f"lines[{i}]",
-                    value=line,
+        typed: list[tuple[str, object, type]] = [
+            *((f"lines[{i}]", v, InvoiceLine) for i, v in enumerate(self.lines)),
+            *((f"coupons[{i}]", v, Coupon) for i, v in enumerate(self.coupons)),
+            *((f"tax_rates[{i}]", v, TaxRate) for i, v in enumerate(self.tax_rates)),
+            ("exemption", self.exemption, TaxExemption),
+            ("totals", self.totals, InvoiceTotals),
+        ]
+        for field, value, cls in typed:
+            if value is not None and not isinstance(value, cls):
+                raise InvalidTypeError(
+                    f"must be a {cls.__name__}, not {type(value).__name__}",
+                    field=field,
+                    value=value,
                 )
+        for i, line in enumerate(self.lines):
             _same_currency(line.amount, self.currency, f"lines[{i}].amount")
         for i, coupon in enumerate(self.coupons):
             if coupon.amount_off is not None:

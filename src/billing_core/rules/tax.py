@@ -55,7 +55,7 @@ def is_exempt(exemption: TaxExemption, *, on: date) -> bool:
 def describe_exemption(exemption: TaxExemption, *, on: date) -> str:
     """One sentence: whether the document exempts on ``on``, which document, until when."""
     exempt = is_exempt(exemption, on=on)
-    doc = f"document {exemption.document_id}" if exemption.document_id else "the document"
+    doc = f"document {exemption.document_id}" if exemption.document_id else "document"
     until = (
         f"valid until {exemption.valid_until.isoformat()}"
         if exemption.valid_until is not None
