@@ -23,6 +23,8 @@ PURE = [
             "errors",
             "decisions",
             "model",
+            "invoices",
+            "instruments",
             "serialization",
         )
     ),
