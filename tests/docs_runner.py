@@ -29,8 +29,8 @@ The rules a page follows:
 """
 
 from __future__ import annotations
-
 import __future__
+
 import ast
 import functools
 import io
@@ -142,7 +142,7 @@ def _run_block(block: Block, source: str, ns: dict[str, Any], report: Report) ->
         first, last = statement.lineno - 1, statement.end_lineno or statement.lineno
         stop = tree.body[i + 1].lineno - 1 if i + 1 < len(tree.body) else len(lines)
         code = "\n".join(lines[first:last])
-        shown = None
+        shown = ""
         if isinstance(statement, ast.Expr):
             shown = _comments(lines[first:last], lines[last:stop])
         _run_statement(block, first, code, shown, ns, report)
@@ -176,14 +176,16 @@ def _comments(statement: list[str], after: list[str]) -> str:
 
 
 def _run_statement(
-    block: Block, offset: int, code: str, shown: str | None, ns: dict[str, Any], report: Report
+    block: Block, offset: int, code: str, shown: str, ns: dict[str, Any], report: Report
 ) -> None:
     where = block.where(offset)
     tree = ast.parse(code)
     ast.increment_lineno(tree, block.line + offset - 1)
     filename = str(block.path)
-    expression = tree.body[0].value if len(tree.body) == 1 and isinstance(tree.body[0], ast.Expr) else None
-    shown = (shown or "").strip()
+    expression = (
+        tree.body[0].value if len(tree.body) == 1 and isinstance(tree.body[0], ast.Expr) else None
+    )
+    shown = shown.strip()
     raises = EXCEPTION_NAME.match(shown) if expression is not None else None
     try:
         if expression is None:
@@ -299,7 +301,7 @@ def _public_names() -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
-    status = 0
+    """Run the files named (``-v`` lists the shown results that are prose); a failure raises."""
     for name in [arg for arg in argv if arg != "-v"]:
         report = run_file(Path(name))
         for block, reason in report.skipped:
@@ -307,7 +309,7 @@ def main(argv: list[str]) -> int:
         for where, shown in report.prose if "-v" in argv else ():
             print(f"{where}: not checked (prose): {_norm(shown)[:80]}")
         print(f"{name}: {len(report.ran)} blocks ran, {len(report.checked)} results checked")
-    return status
+    return 0
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from docs_runner import DocsError, Report, run_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,7 +81,9 @@ def test_the_quickstart_block_is_the_two_dev_py_commands() -> None:
     text = README.read_text(encoding="utf-8")
     heading = re.search(r"^#{1,6} .*quickstart.*$", text, flags=re.M | re.I)
     assert heading, "a heading containing 'Quickstart'"
-    block = re.search(r"^```(?:sh|bash|shell|console)\n(.*?)```", text[heading.end() :], re.M | re.S)
+    block = re.search(
+        r"^```(?:sh|bash|shell|console)\n(.*?)```", text[heading.end() :], re.M | re.S
+    )
     assert block
     before = text[heading.end() : heading.end() + block.start()]
     assert not re.search(r"^#{1,6} ", before, flags=re.M), "the block is in the Quickstart section"
@@ -121,7 +124,9 @@ def test_a_wrong_block_fails(tmp_path: Path, code: str, message: str) -> None:
 
 
 def test_a_doctest_session_is_checked(tmp_path: Path) -> None:
-    right = _python(">>> 6 * 7\n42          # the answer\n>>> int('x')\nValueError: invalid literal")
+    right = _python(
+        ">>> 6 * 7\n42          # the answer\n>>> int('x')\nValueError: invalid literal"
+    )
     assert len(run_file(_page(tmp_path, right)).checked) == 2
     with pytest.raises(DocsError, match="shows 43"):
         run_file(_page(tmp_path, _python(">>> 6 * 7\n43")))
@@ -131,7 +136,9 @@ def test_blocks_share_one_namespace_and_prose_only_runs(tmp_path: Path) -> None:
     page = _page(
         tmp_path,
         _python("from decimal import Decimal\nx = Decimal('1.10')")
-        + _python("raise SystemExit('never')", before="<!-- not run: shows a file of another package -->")
+        + _python(
+            "raise SystemExit('never')", before="<!-- not run: shows a file of another package -->"
+        )
         + _python("x * 2  # Decimal('2.20'): exact\nx  # run it daily, sub-cent"),
     )
     report = run_file(page)
@@ -146,7 +153,9 @@ def test_postgres_blocks_are_skipped_without_a_server_and_get_its_url(tmp_path: 
     report = run_file(page)
     assert report.skipped and "PostgreSQL" in report.skipped[0][1]
     namespace: dict[str, object] = {}
-    run_file(page, postgres=lambda url: url.replace("db.internal", "127.0.0.1"), namespace=namespace)
+    run_file(
+        page, postgres=lambda url: url.replace("db.internal", "127.0.0.1"), namespace=namespace
+    )
     assert namespace["url"] == "postgresql://app@127.0.0.1/billing"
     in_a_comment = _page(tmp_path, _python('x = 1  # or "postgresql://app@db/billing"'))
     assert not run_file(in_a_comment).skipped
