@@ -51,14 +51,16 @@ from ._store_common import (
     check_audit_entry,
     check_claim,
     check_instance,
+    check_metered_close_key,
     check_sequence,
     check_transaction,
     check_usage_range,
     claimed,
     due_order_key,
+    metered_close_key,
     state_set,
 )
-from .records import AuditEntry, IdempotencyRecord, QueueEntry, QueueState
+from .records import AuditEntry, IdempotencyRecord, MeteredClose, QueueEntry, QueueState
 from .sql_schema import (
     MIGRATIONS,
     audit_log,
@@ -70,6 +72,7 @@ from .sql_schema import (
     invoice_lines,
     is_memory_sqlite,
     make_engine,
+    metered_closes,
     refund_queue,
     subscriptions,
     transaction_units,
@@ -360,6 +363,40 @@ class _SqlSession:
             stmt = stmt.where(u.c.metric == metric)
         rows = self._exec(stmt.order_by(u.c.at_utc, u.c.seq)).scalars().all()
         return iter([decode(text, UsageEvent) for text in rows])
+
+    # -- metered periods closed ---------------------------------------------------------------
+    def insert_metered_close(self, record: MeteredClose) -> None:
+        key = metered_close_key(record)
+        columns = ("subscription_id", "metric_key", "start_utc", "end_utc")
+        stmt = (
+            self._insert(metered_closes)
+            .values({**dict(zip(columns, key, strict=True)), "data": encode(record, "record")})
+            .on_conflict_do_nothing(index_elements=list(columns))
+            .returning(metered_closes.c.seq)
+        )
+        if self._exec(stmt).first() is None:  # another session's row won: no abort, no wait
+            raise ConflictError(
+                f"the period {record.start.isoformat()} to {record.end.isoformat()} of "
+                f"{record.subscription_id} was already closed",
+                field="record",
+                value=key,
+            )
+
+    def get_metered_close(
+        self, *, subscription_id: str, metric: str | None, start: datetime, end: datetime
+    ) -> MeteredClose | None:
+        sub, metric_key, start_utc, end_utc = check_metered_close_key(
+            subscription_id, metric, start, end
+        )
+        m = metered_closes
+        stmt = sa.select(m.c.data).where(
+            m.c.subscription_id == sub,
+            m.c.metric_key == metric_key,
+            m.c.start_utc == start_utc,
+            m.c.end_utc == end_utc,
+        )
+        text = self._exec(stmt).scalar_one_or_none()
+        return None if text is None else decode(text, MeteredClose)
 
     # -- invoice lines ------------------------------------------------------------------------
     def add_invoice_lines(self, subscription_id: str, lines: Sequence[InvoiceLine]) -> None:
