@@ -192,15 +192,29 @@ def story(db: Path) -> None:
         ),
         description="API calls",
     )
+    end = datetime(2027, 1, 1, 5, tzinfo=UTC)
+    clock.set(end)  # a period is closed once it has ended
     closed = engine.close_metered_period(
         sub.subscription_id,
         price=price,
         start=start,
-        end=datetime(2027, 1, 1, 5, tzinfo=UTC),
+        end=end,
         idempotency_key="usage-2026-12",
         actor=ADMIN,
     )
     say(f"{stored} events stored (duplicates ignored). {closed.explanation}")
+    again = engine.close_metered_period(
+        sub.subscription_id,
+        price=price,
+        start=start,
+        end=end,
+        idempotency_key="usage-2026-12-rerun",
+        actor=ADMIN,
+    )
+    say(
+        f"Closed again under another key: already_closed={again.already_closed}, same lines "
+        f"({again.lines == closed.lines}), nothing more billed."
+    )
 
     heading("Permissions")
     denied = engine.blocklist_customer(acme.id, actor=AGENT)

@@ -314,14 +314,17 @@ class BillingEngine:
         quantity: int,
         idempotency_key: str,
         actor: Actor,
+        domains: Sequence[str] = (),
     ) -> InventoryResult:
-        """Add inventory mid-term: a prorated line on the next invoice."""
+        """Add inventory mid-term: a prorated line on the next invoice; the certificates of the
+        named ``domains`` (one per unit, or none) are ordered now."""
         who = _actor(actor)
         _id(subscription_id, "subscription_id")
         params = {
             "subscription_id": subscription_id,
             "certificate_type": certificate_type,
             "quantity": quantity,
+            "domains": list(domains),
         }
         return self._once(
             idempotency_key,
@@ -333,6 +336,8 @@ class BillingEngine:
                 subscription_id,
                 certificate_type=certificate_type,
                 quantity=quantity,
+                domains=domains,
+                key=idempotency_key,
                 actor=who.id,
             ),
         )
@@ -540,6 +545,7 @@ class BillingEngine:
                 start=start,
                 end=end,
                 metric=metric,
+                key=idempotency_key,
                 actor=who.id,
             ),
         )

@@ -11,8 +11,9 @@ from datetime import date, datetime
 
 import attrs
 
-from ..errors import InvalidTypeError, InvalidValueError, NotFoundError
+from ..errors import ConflictError, InvalidTypeError, InvalidValueError, NotFoundError
 from ..model import (
+    Certificate,
     CertificateLine,
     Customer,
     InvoiceLine,
@@ -24,8 +25,9 @@ from ..money import Money
 from ..periods import Period
 from ..plugins.events import CertificateCancellation, SubscriptionAdded, SubscriptionRenewed
 from ..plugins.protocols import StoreSession
+from ..plugins.records import MeteredClose
 from ..rules import backdating, certificates, changes, metering, renewal
-from ..serialization import unstructure
+from ..serialization import structure, unstructure
 from ..timeutil import local_date, timezone
 from .charging import charge
 from .context import EngineContext
@@ -83,10 +85,13 @@ def add_subscription(
     key: str,
     actor: str,
 ) -> SubscriptionResult:
-    """Create a subscription, charge its (possibly backdated) first term, order certificates."""
+    """Create a subscription, charge its (possibly backdated) first term, order certificates.
+
+    The domains are reconciled with the inventory first (``certificates.plan_domains``: none,
+    or one per unit, each once) and each must be free of a live certificate.
+    """
     with ctx.store.session() as s:
         customer = _customer(s, customer_id)
-        existing = [c for d in domains for c in s.certificates_for_domain(d)]
     today = customer_today(ctx, customer)
     first = start or today
     sub_id = ctx.ids("sub")
@@ -99,18 +104,15 @@ def add_subscription(
         inventory=dict(inventory),
         renewal_inventory=dict(inventory),
         unit_prices=dict(unit_prices),
-    )
-    for domain in domains:
-        if ctx.certificate_provider is not None:
-            current = ctx.certificate_provider.certificate_for_domain(domain)
-            existing.extend([current] if current is not None else [])
-        verdict = certificates.assess_new_certificate(domain, existing)
-        if not verdict.allowed:
-            return SubscriptionResult(
-                outcome=ChargeOutcome.DENIED,
-                reason=str(verdict.reason),
-                explanation=verdict.explanation,
-            )
+    )  # the draft checks the inventory and prices: bad input raises before anything else
+    plan = certificates.plan_domains(inventory, domains)
+    refusal = plan if not plan.allowed else _first_blocked(ctx, plan)
+    if refusal is not None:
+        return SubscriptionResult(
+            outcome=ChargeOutcome.DENIED,
+            reason=str(refusal.reason),
+            explanation=refusal.explanation,
+        )
     # the price of one unit of each type for this (possibly backdated) term
     unit_charges: dict[str, Money] = {}
     decision: backdating.BackdateDecision | None = None
@@ -133,7 +135,8 @@ def add_subscription(
             )
         assert decision.charge is not None
         unit_charges[certificate_type] = decision.charge
-    lines, cert_plan = _lines(ctx, inventory, unit_charges, domains)
+    cert_plan = _certificate_ids(ctx, plan)
+    lines = _lines(inventory, unit_charges, cert_plan)
     currency = next(iter(unit_prices.values())).currency if unit_prices else "USD"
     total = sum((line.total for line in lines), Money.zero(currency))
     result, sale = charge(
@@ -154,20 +157,14 @@ def add_subscription(
             reason=result.reason,
             term_start=first,
         )
-    ordered = [
-        attrs.evolve(
-            ctx.certificates().order(
-                certificate_id=cert_id,
-                domain=domain,
-                certificate_type=certificate_type,
-                customer_id=customer_id,
-                idempotency_key=f"{key}:cert:{cert_id}",
-            ),
-            subscription_id=sub_id,
-            transaction_id=sale.id if sale else None,
-        )
-        for cert_id, domain, certificate_type in cert_plan
-    ]
+    ordered = _order(
+        ctx,
+        cert_plan,
+        customer_id=customer_id,
+        subscription_id=sub_id,
+        key=key,
+        transaction_id=sale.id if sale else None,
+    )
     with ctx.store.session() as s:
         s.put_subscription(draft)
         for cert in ordered:
@@ -200,32 +197,42 @@ def add_subscription(
     )
 
 
+def _first_blocked(
+    ctx: EngineContext, plan: certificates.DomainPlan
+) -> certificates.CertificateOrderDecision | None:
+    """The first domain of ``plan`` that already has a live certificate (the store's records,
+    then the provider's fresher view of the same ones), or None when every domain is free."""
+    names = [domain for domain, _ in plan.assignments]
+    with ctx.store.session() as s:
+        stored = {name: s.certificates_for_domain(name) for name in names}
+    for name in names:
+        existing = list(stored[name])
+        if ctx.certificate_provider is not None:
+            current = ctx.certificate_provider.certificate_for_domain(name)
+            existing.extend([current] if current is not None else [])
+        verdict = certificates.assess_new_certificate(name, existing)
+        if not verdict.allowed:
+            return verdict
+    return None
+
+
+def _certificate_ids(
+    ctx: EngineContext, plan: certificates.DomainPlan
+) -> list[tuple[str, str, str]]:
+    """The certificates to order: ``(certificate_id, domain, type)``, one per named domain."""
+    return [(ctx.ids("crt"), domain, t) for domain, t in plan.assignments]
+
+
 def _lines(
-    ctx: EngineContext,
     inventory: Mapping[str, int],
     unit_charges: Mapping[str, Money],
-    domains: Sequence[str],
-) -> tuple[list[CertificateLine], list[tuple[str, str, str]]]:
-    """The sale's lines: one per domain (its own certificate), then the other units per type.
-
-    Returns the lines and the certificates to order as ``(certificate_id, domain, type)``.
-    """
+    cert_plan: Sequence[tuple[str, str, str]],
+) -> list[CertificateLine]:
+    """The sale's lines: one per named certificate, then the unnamed units per type."""
     rest = {t: q for t, q in sorted(inventory.items()) if q > 0}
-    total = sum(rest.values())
-    if len(domains) > total:
-        raise InvalidValueError(
-            f"names {len(domains)} domains for {total} certificates of inventory",
-            field="domains",
-            value=list(domains),
-        )
     lines: list[CertificateLine] = []
-    plan: list[tuple[str, str, str]] = []
-    # one unit per domain, in type order; lazily, so a huge quantity is never spelled out
-    units = (t for t, q in sorted(rest.items()) for _ in range(q))
-    for domain, certificate_type in zip(domains, units, strict=False):
+    for cert_id, domain, certificate_type in cert_plan:
         rest[certificate_type] -= 1
-        cert_id = ctx.ids("crt")
-        plan.append((cert_id, domain, certificate_type))
         lines.append(
             CertificateLine(
                 certificate_type=certificate_type,
@@ -240,7 +247,34 @@ def _lines(
         for t, q in sorted(rest.items())
         if q > 0
     )
-    return lines, plan
+    return lines
+
+
+def _order(
+    ctx: EngineContext,
+    cert_plan: Sequence[tuple[str, str, str]],
+    *,
+    customer_id: str,
+    subscription_id: str,
+    key: str,
+    transaction_id: str | None,
+) -> list[Certificate]:
+    """Order each planned certificate at the provider (idempotent by a key derived from the
+    call's key and the certificate id), as the store will keep it."""
+    return [
+        attrs.evolve(
+            ctx.certificates().order(
+                certificate_id=cert_id,
+                domain=domain,
+                certificate_type=certificate_type,
+                customer_id=customer_id,
+                idempotency_key=f"{key}:cert:{cert_id}",
+            ),
+            subscription_id=subscription_id,
+            transaction_id=transaction_id,
+        )
+        for cert_id, domain, certificate_type in cert_plan
+    ]
 
 
 def add_inventory(
@@ -249,17 +283,35 @@ def add_inventory(
     *,
     certificate_type: str,
     quantity: int,
+    domains: Sequence[str] = (),
+    key: str,
     actor: str,
 ) -> InventoryResult:
-    """Add units to the running term: a prorated line for the next invoice, no charge now."""
+    """Add units to the running term: a prorated line for the next invoice, no charge now.
+
+    ``domains`` names one domain per unit (or none: unnamed units); each named unit's
+    certificate is ordered now, under the same rules as a new subscription's.
+    """
+    with ctx.store.session() as s:
+        sub = _subscription(s, subscription_id)
+        customer = _customer(s, sub.customer_id)
+    today = customer_today(ctx, customer)
+    # bad input (a quantity below one, a type without a price) raises before anything else
+    changes.add_inventory(sub, certificate_type=certificate_type, quantity=quantity, at=today)
+    plan = certificates.plan_domains({certificate_type: quantity}, domains)
+    refusal = plan if not plan.allowed else _first_blocked(ctx, plan)
+    if refusal is not None:
+        return InventoryResult(
+            subscription_id=sub.id,
+            allowed=False,
+            reason=str(refusal.reason),
+            explanation=refusal.explanation,
+        )
+    cert_plan = _certificate_ids(ctx, plan)
     with ctx.store.session() as s:
         sub = _subscription(s, subscription_id, lock=True)
-        customer = _customer(s, sub.customer_id)
         change = changes.add_inventory(
-            sub,
-            certificate_type=certificate_type,
-            quantity=quantity,
-            at=customer_today(ctx, customer),
+            sub, certificate_type=certificate_type, quantity=quantity, at=today
         )
         s.put_subscription(change.subscription)
         s.add_invoice_lines(sub.id, change.lines)
@@ -271,11 +323,27 @@ def add_inventory(
             detail={
                 "certificate_type": certificate_type,
                 "quantity": quantity,
+                "domains": [domain for _, domain, _ in cert_plan],
                 "lines": unstructure(list(change.lines)),
             },
         )
+    ordered = _order(
+        ctx,
+        cert_plan,
+        customer_id=sub.customer_id,
+        subscription_id=sub.id,
+        key=key,
+        transaction_id=None,
+    )
+    with ctx.store.session() as s:
+        for cert in ordered:
+            s.put_certificate(cert)
+    named = f" {plan.explanation}" if ordered else ""
     return InventoryResult(
-        subscription_id=sub.id, lines=change.lines, explanation=change.explanation
+        subscription_id=sub.id,
+        lines=change.lines,
+        certificate_ids=tuple(c.id for c in ordered),
+        explanation=f"{change.explanation}{named}",
     )
 
 
@@ -448,12 +516,30 @@ def close_metered_period(
     start: datetime,
     end: datetime,
     metric: str | None,
+    key: str,
     actor: str,
 ) -> CloseResult:
-    """Aggregate the stored usage of ``[start, end)``, clamp, price: lines for the next invoice."""
+    """Aggregate the stored usage of ``[start, end)``, clamp, price: lines for the next invoice.
+
+    The period must have ended by the engine's clock (bad input naming ``end`` otherwise, so the
+    idempotency key stays free for the real close). A period of one subscription and metric is
+    closed once: the store keeps a record under a unique key, and a second close, whatever its
+    key or price, answers the first close's result with ``already_closed=True``.
+    """
+    now = ctx.now()
+    if end > now:
+        raise InvalidValueError(
+            f"has not come yet: the engine's clock says {now.isoformat()}; a metered period is "
+            "closed once it has ended (later usage would never be billed)",
+            field="end",
+            value=end,
+        )
     with ctx.store.session() as s:
         sub = _subscription(s, subscription_id)
         customer = _customer(s, sub.customer_id)
+        earlier = s.get_metered_close(subscription_id=sub.id, metric=metric, start=start, end=end)
+        if earlier is not None:
+            return _already_closed(earlier)
         events = s.usage_events(subscription_id=sub.id, start=start, end=end, metric=metric)
         # streamed straight from the store: memory does not grow with the number of events
         closed = metering.close_period(
@@ -465,17 +551,52 @@ def close_metered_period(
             timezone=customer.timezone,
         )
     lines: tuple[InvoiceLine, ...] = closed.lines
-    with ctx.store.session() as s:
-        s.add_invoice_lines(sub.id, lines)
-        ctx.audit(
-            s,
-            action="usage.closed",
-            subject_id=sub.id,
-            actor=actor,
-            detail={
-                "start": start.isoformat(),
-                "end": end.isoformat(),
-                "amount": str(closed.amount),
-            },
-        )
-    return CloseResult(subscription_id=sub.id, lines=lines, explanation=closed.explanation)
+    result = CloseResult(subscription_id=sub.id, lines=lines, explanation=closed.explanation)
+    record = MeteredClose(
+        subscription_id=sub.id,
+        metric=metric,
+        start=start,
+        end=end,
+        closed_at=now,
+        idempotency_key=key,
+        result=unstructure(result),
+    )
+    try:
+        with ctx.store.session() as s:
+            s.insert_metered_close(record)  # another close won the race: all of this rolls back
+            s.add_invoice_lines(sub.id, lines)
+            ctx.audit(
+                s,
+                action="usage.closed",
+                subject_id=sub.id,
+                actor=actor,
+                detail={
+                    "start": start.isoformat(),
+                    "end": end.isoformat(),
+                    "metric": metric,
+                    "amount": str(closed.amount),
+                    "idempotency_key": key,
+                },
+            )
+    except ConflictError:
+        with ctx.store.session() as s:
+            earlier = s.get_metered_close(
+                subscription_id=sub.id, metric=metric, start=start, end=end
+            )
+        if earlier is None:  # a conflict of another kind (a serialization failure): retry
+            raise
+        return _already_closed(earlier)
+    return result
+
+
+def _already_closed(earlier: MeteredClose) -> CloseResult:
+    """The first close's result, marked as a repeat: nothing more was billed."""
+    first = structure(dict(earlier.result), CloseResult)
+    what = f"{earlier.metric} usage" if earlier.metric else "Usage"
+    return attrs.evolve(
+        first,
+        already_closed=True,
+        explanation=f"{what} of {earlier.start.isoformat()} to {earlier.end.isoformat()} was "
+        f"already closed at {earlier.closed_at.isoformat()} (idempotency key "
+        f"{earlier.idempotency_key!r}); nothing more was billed. {first.explanation}",
+    )

@@ -5,6 +5,7 @@ Private: use ``billing_core.testing.store_contract.StoreContract``.
 
 from __future__ import annotations
 
+import functools
 import threading
 from datetime import UTC, timedelta
 from typing import Any
@@ -35,6 +36,8 @@ def _close(sub: str = "s-1", metric: str | None = "api", **kw: Any) -> MeteredCl
 
 class MeteredCloseContract:
     """One record per (subscription, metric, start, end), compared as instants; race safe."""
+
+    threads = 8
 
     def test_metered_close_round_trip_and_key(self, store: Store) -> None:
         first = _close()
@@ -119,7 +122,7 @@ class MeteredCloseContract:
                 s.insert_metered_close(_close(idempotency_key=f"k-{i}"))
             won.append(f"k-{i}")
 
-        started = [_in_thread(lambda i=i: close(i)) for i in range(self.threads)]  # type: ignore[misc]
+        started = [_in_thread(functools.partial(close, i)) for i in range(self.threads)]
         lost = 0
         for thread, errors in started:
             thread.join(60)
