@@ -335,3 +335,24 @@ def test_never_two_live_certificates_for_one_domain(
         clk.advance(timedelta(hours=1))
     live = [provider.certificate(i).domain for i in every if provider.certificate(i).live]
     assert len(live) == len(set(live)), live
+
+
+def test_a_provider_failing_after_the_refund_does_not_undo_it(
+    engine: BillingEngine, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sub = _order(engine, "s", ["a.example", "b.example"])
+    cert_a = sub.certificate_ids[0]
+    clock.advance(days=2)
+
+    def down(certificate_id: str) -> object:
+        raise ConnectionError("provider down")
+
+    monkeypatch.setattr(_provider(engine), "request_cancellation", down)
+    refund = engine.refund_transaction(
+        _sale(sub), certificates={cert_a: 1}, idempotency_key="r", actor=AGENT
+    )
+    assert refund.outcome is RefundOutcome.REFUNDED
+    (failed,) = engine.audit_log(subject_id=cert_a)[-1:]
+    assert failed.action == "certificate.cancellation_failed"
+    assert failed.detail["error"] == "ConnectionError: provider down"
+    assert engine.subscription(_sub(sub)).inventory == {"dv": 1}
