@@ -20,7 +20,12 @@ from billing_core import (
     Period,
     SubscriptionState,
 )
-from billing_core.engine import ChargeOutcome, RefundOutcome, SubscriptionResult
+from billing_core.engine import (
+    ChargeOutcome,
+    InventoryResult,
+    RefundOutcome,
+    SubscriptionResult,
+)
 from billing_core.plugins.sandbox_certificates import SandboxCertificateProvider
 from billing_core.plugins.sandbox_gateway import Fault, SandboxGateway
 from billing_core.testing.clock import ManualClock
@@ -28,6 +33,7 @@ from billing_core.testing.clock import ManualClock
 ADMIN, AGENT = base.ADMIN, base.AGENT
 store_url, clock, engine = base.store_url, base.clock, base.engine  # the engine tests' fixtures
 DV = Money("100.00", "USD")
+YEAR = Period.years(1)
 
 
 def _provider(engine: BillingEngine) -> SandboxCertificateProvider:
@@ -37,11 +43,16 @@ def _provider(engine: BillingEngine) -> SandboxCertificateProvider:
 
 
 def _order(
-    engine: BillingEngine, key: str, domains: list[str], **inventory: int
+    engine: BillingEngine,
+    key: str,
+    domains: list[str],
+    *,
+    term: Period = YEAR,
+    **inventory: int,
 ) -> SubscriptionResult:
     return engine.add_subscription(
         "c1",
-        term=Period.years(1),
+        term=term,
         inventory=inventory or {"dv": len(domains)},
         unit_prices={"dv": DV, "ov": Money("250.00", "USD")},
         domains=domains,
@@ -92,7 +103,7 @@ class TestOrders:
     def test_domains_that_do_not_match_the_quantities_are_refused(
         self, engine: BillingEngine, domains: list[str], inventory: dict[str, int], explanation: str
     ) -> None:
-        result = _order(engine, "mismatch", domains, **inventory)
+        result = _order(engine, "mismatch", domains, dv=inventory["dv"])
         assert result.reason == "domains_do_not_match_inventory"
         assert result.explanation == explanation
         assert base._sandbox(engine).calls["sale"] == 0
@@ -141,14 +152,18 @@ class TestInventoryAddedMidTerm:
         sub = _order(engine, "s", ["a.example"])
         sub_id = _sub(sub)
         engine.clock.advance(days=184)  # type: ignore[attr-defined]
-        added = engine.add_inventory(
-            sub_id,
-            certificate_type="dv",
-            quantity=2,
-            domains=["x.example", "Y.example"],
-            idempotency_key="inv",
-            actor=ADMIN,
-        )
+
+        def add() -> InventoryResult:
+            return engine.add_inventory(
+                sub_id,
+                certificate_type="dv",
+                quantity=2,
+                domains=["x.example", "Y.example"],
+                idempotency_key="inv",
+                actor=ADMIN,
+            )
+
+        added = add()
         assert added.allowed
         # 181 of 365 days remain: 2 × 100.00 × 181/365 = 99.18
         assert [line.amount for line in added.lines] == [Money("99.18", "USD")]
@@ -162,14 +177,7 @@ class TestInventoryAddedMidTerm:
         assert [c.subscription_id if c else None for c in stored] == [sub_id, sub_id]
         assert engine.subscription(sub_id).inventory == {"dv": 3}
         assert "x.example (dv), y.example (dv)" in added.explanation
-        again = engine.add_inventory(
-            sub_id,
-            certificate_type="dv",
-            quantity=2,
-            domains=["x.example", "Y.example"],
-            idempotency_key="inv",
-            actor=ADMIN,
-        )
+        again = add()  # a replay: the same answer, nothing ordered twice
         assert again == added and _provider(engine).calls["order"] == 3
 
     @pytest.mark.parametrize(
@@ -244,15 +252,7 @@ class TestRefundByCertificate:
     def test_fully_refunded_subscription_is_cancelled_and_never_renews(
         self, engine: BillingEngine, clock: ManualClock, settled: bool
     ) -> None:
-        result = engine.add_subscription(
-            "c1",
-            term=Period.months(1),
-            inventory={"dv": 1},
-            unit_prices={"dv": Money("10.00", "USD")},
-            domains=["m.example"],
-            idempotency_key="m",
-            actor=ADMIN,
-        )
+        result = _order(engine, "m", ["m.example"], term=Period.months(1))
         if settled:
             clock.advance(days=2)
         refund = engine.refund_order(_sale(result), idempotency_key="o", actor=AGENT)

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import test_engine as base
-from billing_core import BillingEngine, Customer, InvalidValueError, Money, Period, UsageEvent
+from billing_core import BillingEngine, Customer, InvalidValueError, Money, UsageEvent
 from billing_core.engine import CloseResult
 from billing_core.rules import metering, pricing
 from billing_core.testing.clock import ManualClock
@@ -26,16 +26,8 @@ PRICE = metering.MeteredPrice(model=pricing.PerUnit(unit_price=Money("0.0015", "
 
 def _subscribed(engine: BillingEngine) -> str:
     """A subscription with 1,200 API calls and 100 SMS inside ``[START, END)``, 500 after."""
-    result = engine.add_subscription(
-        "c1",
-        term=Period.months(1),
-        inventory={"dv": 1},
-        unit_prices={"dv": Money("10.00", "USD")},
-        idempotency_key="m",
-        actor=ADMIN,
-    )
-    assert result.subscription_id is not None
-    sub = result.subscription_id
+    sub = engine.transaction(base._subscribe(engine, "m")).subscription_id
+    assert sub is not None
     events = [
         UsageEvent(id=f"a{i}", quantity=100, at=START + timedelta(hours=i), subscription_id=sub)
         for i in range(12)
