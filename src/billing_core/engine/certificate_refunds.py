@@ -7,7 +7,7 @@ before and after and names what was given back; then:
 1. each named certificate given back is cancelled at the provider (a pending one is cancelled at
    once and frees its domain; an issued one, which a refund normally refuses, waits for the
    customer in the provider's portal) and its stored status follows the provider's, through
-   ``subscriptions.request_certificate_cancellation`` (audited, with its event);
+   ``certificate_orders.request_certificate_cancellation`` (audited, with its event);
 2. the subscription's inventory and renewal inventory lose the units given back, per type
    (``rules.certificates.return_inventory``); a subscription left with no unit is cancelled,
    without auto-renewal, so it never renews nor is charged again.
@@ -23,8 +23,8 @@ import logging
 
 from ..model import SubscriptionState, Transaction
 from ..rules import certificates
+from .certificate_orders import request_certificate_cancellation
 from .context import EngineContext
-from .subscriptions import request_certificate_cancellation
 
 __all__ = ["give_back"]
 

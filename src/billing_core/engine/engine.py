@@ -40,7 +40,7 @@ from ..rules.permissions import check as check_permission
 from ..rules.refunds import RefundPolicy
 from ..rules.retry import RetryPolicy
 from ..timeutil import require_aware
-from . import charging, refunding, subscriptions
+from . import charging, metered_closes, refunding, subscriptions
 from .context import EngineContext, new_id
 from .idempotency import check_key, run_idempotent
 from .results import (
@@ -538,7 +538,7 @@ class BillingEngine:
             "close_metered_period",
             params,
             CloseResult,
-            lambda: subscriptions.close_metered_period(
+            lambda: metered_closes.close_metered_period(
                 self.ctx,
                 subscription_id,
                 price=price,

@@ -1,39 +1,44 @@
-"""Subscriptions, inventory, renewals, certificates and metered usage, on top of the rules.
+"""Subscriptions, inventory, renewals and usage, on top of the rules.
 
 Each flow reads what it needs in a store session, asks the pure rules, and writes what the rules
 computed; money moves only through ``charging.charge``. "Today" is the customer's local date.
+Certificates are checked, ordered and cancelled by ``certificate_orders``
+(``request_certificate_cancellation`` is re-exported here for the engine); metered periods are
+closed by ``metered_closes``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime
+from datetime import date
 
 import attrs
 
-from ..errors import ConflictError, InvalidTypeError, InvalidValueError, NotFoundError
+from ..errors import InvalidTypeError, InvalidValueError, NotFoundError
 from ..model import (
-    Certificate,
     CertificateLine,
     Customer,
-    InvoiceLine,
     Subscription,
     SubscriptionState,
     UsageEvent,
 )
 from ..money import Money
 from ..periods import Period
-from ..plugins.events import CertificateCancellation, SubscriptionAdded, SubscriptionRenewed
+from ..plugins.events import SubscriptionAdded, SubscriptionRenewed
 from ..plugins.protocols import StoreSession
-from ..plugins.records import MeteredClose
-from ..rules import backdating, certificates, changes, metering, renewal
-from ..serialization import structure, unstructure
+from ..rules import backdating, certificates, changes, renewal
+from ..serialization import unstructure
 from ..timeutil import local_date, timezone
+from .certificate_orders import (
+    first_blocked,
+    order_certificates,
+    plan_certificates,
+    request_certificate_cancellation,
+)
 from .charging import charge
 from .context import EngineContext
 from .results import (
     ChargeOutcome,
-    CloseResult,
     InventoryResult,
     RenewalResult,
     SubscriptionResult,
@@ -43,7 +48,6 @@ __all__ = [
     "add_inventory",
     "add_subscription",
     "change_renewal_inventory",
-    "close_metered_period",
     "record_usage",
     "renew_due",
     "request_certificate_cancellation",
@@ -106,7 +110,7 @@ def add_subscription(
         unit_prices=dict(unit_prices),
     )  # the draft checks the inventory and prices: bad input raises before anything else
     plan = certificates.plan_domains(inventory, domains)
-    refusal = plan if not plan.allowed else _first_blocked(ctx, plan)
+    refusal = plan if not plan.allowed else first_blocked(ctx, plan)
     if refusal is not None:
         return SubscriptionResult(
             outcome=ChargeOutcome.DENIED,
@@ -135,7 +139,7 @@ def add_subscription(
             )
         assert decision.charge is not None
         unit_charges[certificate_type] = decision.charge
-    cert_plan = _certificate_ids(ctx, plan)
+    cert_plan = plan_certificates(ctx, plan)
     lines = _lines(inventory, unit_charges, cert_plan)
     currency = next(iter(unit_prices.values())).currency if unit_prices else "USD"
     total = sum((line.total for line in lines), Money.zero(currency))
@@ -157,7 +161,7 @@ def add_subscription(
             reason=result.reason,
             term_start=first,
         )
-    ordered = _order(
+    ordered = order_certificates(
         ctx,
         cert_plan,
         customer_id=customer_id,
@@ -197,32 +201,6 @@ def add_subscription(
     )
 
 
-def _first_blocked(
-    ctx: EngineContext, plan: certificates.DomainPlan
-) -> certificates.CertificateOrderDecision | None:
-    """The first domain of ``plan`` that already has a live certificate (the store's records,
-    then the provider's fresher view of the same ones), or None when every domain is free."""
-    names = [domain for domain, _ in plan.assignments]
-    with ctx.store.session() as s:
-        stored = {name: s.certificates_for_domain(name) for name in names}
-    for name in names:
-        existing = list(stored[name])
-        if ctx.certificate_provider is not None:
-            current = ctx.certificate_provider.certificate_for_domain(name)
-            existing.extend([current] if current is not None else [])
-        verdict = certificates.assess_new_certificate(name, existing)
-        if not verdict.allowed:
-            return verdict
-    return None
-
-
-def _certificate_ids(
-    ctx: EngineContext, plan: certificates.DomainPlan
-) -> list[tuple[str, str, str]]:
-    """The certificates to order: ``(certificate_id, domain, type)``, one per named domain."""
-    return [(ctx.ids("crt"), domain, t) for domain, t in plan.assignments]
-
-
 def _lines(
     inventory: Mapping[str, int],
     unit_charges: Mapping[str, Money],
@@ -250,33 +228,6 @@ def _lines(
     return lines
 
 
-def _order(
-    ctx: EngineContext,
-    cert_plan: Sequence[tuple[str, str, str]],
-    *,
-    customer_id: str,
-    subscription_id: str,
-    key: str,
-    transaction_id: str | None,
-) -> list[Certificate]:
-    """Order each planned certificate at the provider (idempotent by a key derived from the
-    call's key and the certificate id), as the store will keep it."""
-    return [
-        attrs.evolve(
-            ctx.certificates().order(
-                certificate_id=cert_id,
-                domain=domain,
-                certificate_type=certificate_type,
-                customer_id=customer_id,
-                idempotency_key=f"{key}:cert:{cert_id}",
-            ),
-            subscription_id=subscription_id,
-            transaction_id=transaction_id,
-        )
-        for cert_id, domain, certificate_type in cert_plan
-    ]
-
-
 def add_inventory(
     ctx: EngineContext,
     subscription_id: str,
@@ -299,7 +250,7 @@ def add_inventory(
     # bad input (a quantity below one, a type without a price) raises before anything else
     changes.add_inventory(sub, certificate_type=certificate_type, quantity=quantity, at=today)
     plan = certificates.plan_domains({certificate_type: quantity}, domains)
-    refusal = plan if not plan.allowed else _first_blocked(ctx, plan)
+    refusal = plan if not plan.allowed else first_blocked(ctx, plan)
     if refusal is not None:
         return InventoryResult(
             subscription_id=sub.id,
@@ -307,7 +258,7 @@ def add_inventory(
             reason=str(refusal.reason),
             explanation=refusal.explanation,
         )
-    cert_plan = _certificate_ids(ctx, plan)
+    cert_plan = plan_certificates(ctx, plan)
     with ctx.store.session() as s:
         sub = _subscription(s, subscription_id, lock=True)
         change = changes.add_inventory(
@@ -327,7 +278,7 @@ def add_inventory(
                 "lines": unstructure(list(change.lines)),
             },
         )
-    ordered = _order(
+    ordered = order_certificates(
         ctx,
         cert_plan,
         customer_id=sub.customer_id,
@@ -459,33 +410,6 @@ def renew_due(ctx: EngineContext, *, actor: str) -> list[RenewalResult]:
     return results
 
 
-def request_certificate_cancellation(
-    ctx: EngineContext, certificate_id: str, *, actor: str
-) -> CertificateCancellation:
-    """Ask the provider to cancel a certificate; an issued one waits for the customer."""
-    provider = ctx.certificates()
-    state = provider.request_cancellation(certificate_id)
-    status = provider.status(certificate_id)
-    with ctx.store.session() as s:
-        cert = s.get_certificate(certificate_id)
-        if cert is None:
-            raise NotFoundError(f"no certificate {certificate_id!r}", field="certificate_id")
-        cert = attrs.evolve(cert, status=status)
-        s.put_certificate(cert)
-        ctx.audit(
-            s,
-            action="certificate.cancellation_requested",
-            subject_id=certificate_id,
-            actor=actor,
-            detail={"state": state.value},
-        )
-    event = CertificateCancellation(
-        at=ctx.now(), certificate=cert, state=state, provider=provider.name
-    )
-    ctx.emit(event)
-    return event
-
-
 def record_usage(ctx: EngineContext, events: Iterable[UsageEvent]) -> int:
     """Store usage events (duplicates by id are ignored); returns how many were new."""
     if not isinstance(events, Iterable):
@@ -506,97 +430,3 @@ def record_usage(ctx: EngineContext, events: Iterable[UsageEvent]) -> int:
             )
     with ctx.store.session() as s:
         return s.add_usage_events(batch)
-
-
-def close_metered_period(
-    ctx: EngineContext,
-    subscription_id: str,
-    *,
-    price: metering.MeteredPrice,
-    start: datetime,
-    end: datetime,
-    metric: str | None,
-    key: str,
-    actor: str,
-) -> CloseResult:
-    """Aggregate the stored usage of ``[start, end)``, clamp, price: lines for the next invoice.
-
-    The period must have ended by the engine's clock (bad input naming ``end`` otherwise, so the
-    idempotency key stays free for the real close). A period of one subscription and metric is
-    closed once: the store keeps a record under a unique key, and a second close, whatever its
-    key or price, answers the first close's result with ``already_closed=True``.
-    """
-    now = ctx.now()
-    if end > now:
-        raise InvalidValueError(
-            f"has not come yet: the engine's clock says {now.isoformat()}; a metered period is "
-            "closed once it has ended (later usage would never be billed)",
-            field="end",
-            value=end,
-        )
-    with ctx.store.session() as s:
-        sub = _subscription(s, subscription_id)
-        customer = _customer(s, sub.customer_id)
-        earlier = s.get_metered_close(subscription_id=sub.id, metric=metric, start=start, end=end)
-        if earlier is not None:
-            return _already_closed(earlier)
-        events = s.usage_events(subscription_id=sub.id, start=start, end=end, metric=metric)
-        # streamed straight from the store: memory does not grow with the number of events
-        closed = metering.close_period(
-            events,
-            price=price,
-            start=start,
-            end=end,
-            subscription_id=sub.id,
-            timezone=customer.timezone,
-        )
-    lines: tuple[InvoiceLine, ...] = closed.lines
-    result = CloseResult(subscription_id=sub.id, lines=lines, explanation=closed.explanation)
-    record = MeteredClose(
-        subscription_id=sub.id,
-        metric=metric,
-        start=start,
-        end=end,
-        closed_at=now,
-        idempotency_key=key,
-        result=unstructure(result),
-    )
-    try:
-        with ctx.store.session() as s:
-            s.insert_metered_close(record)  # another close won the race: all of this rolls back
-            s.add_invoice_lines(sub.id, lines)
-            ctx.audit(
-                s,
-                action="usage.closed",
-                subject_id=sub.id,
-                actor=actor,
-                detail={
-                    "start": start.isoformat(),
-                    "end": end.isoformat(),
-                    "metric": metric,
-                    "amount": str(closed.amount),
-                    "idempotency_key": key,
-                },
-            )
-    except ConflictError:
-        with ctx.store.session() as s:
-            earlier = s.get_metered_close(
-                subscription_id=sub.id, metric=metric, start=start, end=end
-            )
-        if earlier is None:  # a conflict of another kind (a serialization failure): retry
-            raise
-        return _already_closed(earlier)
-    return result
-
-
-def _already_closed(earlier: MeteredClose) -> CloseResult:
-    """The first close's result, marked as a repeat: nothing more was billed."""
-    first = structure(dict(earlier.result), CloseResult)
-    what = f"{earlier.metric} usage" if earlier.metric else "Usage"
-    return attrs.evolve(
-        first,
-        already_closed=True,
-        explanation=f"{what} of {earlier.start.isoformat()} to {earlier.end.isoformat()} was "
-        f"already closed at {earlier.closed_at.isoformat()} (idempotency key "
-        f"{earlier.idempotency_key!r}); nothing more was billed. {first.explanation}",
-    )

@@ -12,7 +12,13 @@ from typing import Any, TypeVar
 
 import attrs
 
-from ..errors import CurrencyMismatchError, InvalidAmountError, InvalidTypeError, InvalidValueError
+from ..errors import (
+    ConflictError,
+    CurrencyMismatchError,
+    InvalidAmountError,
+    InvalidTypeError,
+    InvalidValueError,
+)
 from ..model import Transaction
 from ..timeutil import require_aware
 from .records import AuditEntry, MeteredClose, QueueEntry, QueueState
@@ -28,6 +34,7 @@ __all__ = [
     "claimed",
     "due_order_key",
     "is_due",
+    "metered_close_conflict",
     "metered_close_key",
     "state_set",
 ]
@@ -109,6 +116,16 @@ def check_metered_close_key(
         raise InvalidValueError("must be a metric name or None", field="metric", value=metric)
     check_usage_range(start, end)
     return subscription_id, metric or "", start.astimezone(UTC), end.astimezone(UTC)
+
+
+def metered_close_conflict(record: MeteredClose) -> ConflictError:
+    """The error of a second ``insert_metered_close`` of one period."""
+    return ConflictError(
+        f"the period {record.start.isoformat()} to {record.end.isoformat()} of "
+        f"{record.subscription_id} ({record.metric or 'every metric'}) was already closed",
+        field="record",
+        value=record.idempotency_key,
+    )
 
 
 def metered_close_key(record: object) -> tuple[str, str, datetime, datetime]:

@@ -45,6 +45,7 @@ from ._store_common import (
     claimed,
     due_order_key,
     is_due,
+    metered_close_conflict,
     metered_close_key,
     state_set,
 )
@@ -247,12 +248,7 @@ class _MemorySession:
     def insert_metered_close(self, record: MeteredClose) -> None:
         key = metered_close_key(record)
         if key in self._read("metered_closes"):
-            raise ConflictError(
-                f"the period {record.start.isoformat()} to {record.end.isoformat()} of "
-                f"{record.subscription_id} was already closed",
-                field="record",
-                value=key,
-            )
+            raise metered_close_conflict(record)
         self._write("metered_closes")[key] = record
 
     def get_metered_close(

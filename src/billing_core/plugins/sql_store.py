@@ -57,6 +57,7 @@ from ._store_common import (
     check_usage_range,
     claimed,
     due_order_key,
+    metered_close_conflict,
     metered_close_key,
     state_set,
 )
@@ -87,6 +88,7 @@ __all__ = ["MIGRATIONS", "SqlStore", "make_engine", "upgrade"]
 T = TypeVar("T")
 
 _CHUNK = 500  # rows per multi-row INSERT (SQLite allows 32766 bound parameters)
+_CLOSE_KEY = ("subscription_id", "metric_key", "start_utc", "end_utc")  # metered_closes unique
 
 
 # -- the session -----------------------------------------------------------------------------
@@ -366,36 +368,22 @@ class _SqlSession:
 
     # -- metered periods closed ---------------------------------------------------------------
     def insert_metered_close(self, record: MeteredClose) -> None:
-        key = metered_close_key(record)
-        columns = ("subscription_id", "metric_key", "start_utc", "end_utc")
+        key = dict(zip(_CLOSE_KEY, metered_close_key(record), strict=True))
         stmt = (
             self._insert(metered_closes)
-            .values({**dict(zip(columns, key, strict=True)), "data": encode(record, "record")})
-            .on_conflict_do_nothing(index_elements=list(columns))
+            .values({**key, "data": encode(record, "record")})
+            .on_conflict_do_nothing(index_elements=list(_CLOSE_KEY))
             .returning(metered_closes.c.seq)
         )
-        if self._exec(stmt).first() is None:  # another session's row won: no abort, no wait
-            raise ConflictError(
-                f"the period {record.start.isoformat()} to {record.end.isoformat()} of "
-                f"{record.subscription_id} was already closed",
-                field="record",
-                value=key,
-            )
+        if self._exec(stmt).first() is None:  # another session's row won (no abort)
+            raise metered_close_conflict(record)
 
     def get_metered_close(
         self, *, subscription_id: str, metric: str | None, start: datetime, end: datetime
     ) -> MeteredClose | None:
-        sub, metric_key, start_utc, end_utc = check_metered_close_key(
-            subscription_id, metric, start, end
-        )
-        m = metered_closes
-        stmt = sa.select(m.c.data).where(
-            m.c.subscription_id == sub,
-            m.c.metric_key == metric_key,
-            m.c.start_utc == start_utc,
-            m.c.end_utc == end_utc,
-        )
-        text = self._exec(stmt).scalar_one_or_none()
+        key = check_metered_close_key(subscription_id, metric, start, end)
+        match = (metered_closes.c[c] == v for c, v in zip(_CLOSE_KEY, key, strict=True))
+        text = self._exec(sa.select(metered_closes.c.data).where(*match)).scalar_one_or_none()
         return None if text is None else decode(text, MeteredClose)
 
     # -- invoice lines ------------------------------------------------------------------------
