@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from billing_core import BillingEngine, Customer, Money, Period, UsageEvent
+from billing_core.engine import CloseResult
 from billing_core.plugins.events import RefundGaveUp
 from billing_core.plugins.hookspecs import hookimpl
 from billing_core.plugins.manager import Plugins
@@ -192,15 +193,23 @@ def story(db: Path) -> None:
         ),
         description="API calls",
     )
-    closed = engine.close_metered_period(
-        sub.subscription_id,
-        price=price,
-        start=start,
-        end=datetime(2027, 1, 1, 5, tzinfo=UTC),
-        idempotency_key="usage-2026-12",
-        actor=ADMIN,
-    )
+    end = datetime(2027, 1, 1, 5, tzinfo=UTC)
+    clock.set(end)  # a period is closed once it has ended
+
+    sub_id = sub.subscription_id
+
+    def close(key: str) -> CloseResult:
+        return engine.close_metered_period(
+            sub_id, price=price, start=start, end=end, idempotency_key=key, actor=ADMIN
+        )
+
+    closed = close("usage-2026-12")
     say(f"{stored} events stored (duplicates ignored). {closed.explanation}")
+    again = close("usage-2026-12-rerun")  # a second close of December: nothing more billed
+    say(
+        f"Closed again under another key: already_closed={again.already_closed}, same lines "
+        f"({again.lines == closed.lines}), nothing more billed."
+    )
 
     heading("Permissions")
     denied = engine.blocklist_customer(acme.id, actor=AGENT)

@@ -431,6 +431,7 @@ class TestPermissionsAndUsage:
         ]
         assert engine.record_usage(events + events[:3]) == 12
         price = metering.MeteredPrice(model=pricing.PerUnit(unit_price=Money("0.0015", "USD")))
+        engine.clock.advance(days=30)  # type: ignore[attr-defined]  # a period closes once ended
         closed = engine.close_metered_period(
             sub.subscription_id,
             price=price,

@@ -1,4 +1,6 @@
-"""apply/reserve/complete/release, the void-first plan, and Hypothesis properties of the totals."""
+"""apply/reserve/complete/release, the void-first plan (and every decline that means "can no
+longer be voided" falling back to a refund, through the engine on every store), and Hypothesis
+properties of the totals."""
 
 from __future__ import annotations
 
@@ -10,7 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import test_engine as base
 from billing_core import (
+    BillingEngine,
     CertificateLine,
     InvalidTypeError,
     InvalidValueError,
@@ -19,8 +23,11 @@ from billing_core import (
     Transaction,
     TransactionStatus,
 )
+from billing_core.engine import RefundOutcome
+from billing_core.plugins.sandbox_gateway import Decline, Fault
 from billing_core.rules.refund_effects import (
     ALREADY_SETTLED,
+    CANNOT_VOID_CODES,
     ExceedsRefundableError,
     NextAction,
     VoidResult,
@@ -34,6 +41,7 @@ from billing_core.rules.refund_effects import (
 )
 from billing_core.rules.refunds import RefundAction, RefundReason, RefundStep, assess_refund
 
+store_url, clock, engine = base.store_url, base.clock, base.engine  # the engine tests' fixtures
 PAID = datetime(2026, 10, 1, 12, tzinfo=UTC)
 AT = datetime(2026, 10, 3, 9, tzinfo=UTC)
 
@@ -227,6 +235,78 @@ def test_already_settled_matches_the_gateway_contract() -> None:
     assert ALREADY_SETTLED == DECLINE_ALREADY_SETTLED
     for status in OutcomeStatus:
         void_result(status.value)  # every gateway status maps
+
+
+# -- every "cannot void any more" decline falls back to a refund (issue 10, observation 8) --------
+CANNOT_VOID = sorted(CANNOT_VOID_CODES)
+STILL_FAILS = ["already_voided", "void_amount_mismatch", "do_not_honor", "sandbox_declined"]
+
+
+def test_cannot_void_codes_are_data() -> None:
+    assert isinstance(CANNOT_VOID_CODES, frozenset)
+    assert CANNOT_VOID == [
+        "already_captured",
+        "already_settled",
+        "batch_closed",
+        "settled",
+        "settlement_in_progress",
+        "void_window_closed",
+        "void_window_expired",
+    ]
+    assert ALREADY_SETTLED in CANNOT_VOID_CODES
+
+
+@pytest.mark.parametrize("code", CANNOT_VOID)
+def test_each_cannot_void_code_falls_back_to_the_refund(code: str) -> None:
+    plan = plan_order_refund(tx(settled=False), now=AT)
+    for spelled in (code, code.upper(), f" {code} "):
+        result = void_result("declined", spelled)
+        assert result is VoidResult.SETTLED_MEANWHILE
+        nxt = after_void(plan, result)
+        assert (nxt.action, nxt.step, nxt.mark_settled) == (NextAction.REFUND, plan.steps[1], True)
+    assert nxt.explanation == (
+        "The charge can no longer be voided (it settled or its void window closed); refund "
+        "49.00 USD instead (record the charge as settled first)."
+    )
+
+
+@pytest.mark.parametrize("code", [*STILL_FAILS, None, ""])
+def test_other_declines_still_stop(code: str | None) -> None:
+    plan = plan_order_refund(tx(settled=False), now=AT)
+    assert void_result("declined", code) is VoidResult.DECLINED
+    assert after_void(plan, void_result("declined", code)).action is NextAction.STOP
+
+
+@given(st.text(max_size=30))
+def test_a_decline_falls_back_exactly_when_its_code_means_cannot_void(code: str) -> None:
+    falls_back = void_result("declined", code) is VoidResult.SETTLED_MEANWHILE
+    assert falls_back is (code.strip().lower() in CANNOT_VOID_CODES)
+
+
+@pytest.mark.parametrize(
+    ("code", "outcome"),
+    [(c, RefundOutcome.REFUNDED) for c in CANNOT_VOID] + [("already_voided", RefundOutcome.FAILED)],
+)
+def test_refund_order_refunds_when_the_void_can_no_longer_happen(
+    engine: BillingEngine, code: str, outcome: RefundOutcome
+) -> None:
+    """The engine's void-first flow: the charge settled at the gateway, our record does not know
+    yet (the settlement lookup fails), the void is declined with ``code``."""
+    tx_id = base._subscribe(engine)
+    gateway = base._sandbox(engine)
+    gateway.settle(engine.transaction(tx_id).gateway_reference or "")
+    gateway.script("lookup", [Fault.NOT_SENT])
+    gateway.script("void", [Decline(code=code, message="cannot void")])
+    result = engine.refund_order(tx_id, idempotency_key="order", actor=base.AGENT)
+    assert result.outcome is outcome, result.explanation
+    assert gateway.calls["void"] == 1
+    if outcome is RefundOutcome.REFUNDED:
+        assert result.amount == usd("200.00")
+        assert engine.transaction(tx_id).status is TransactionStatus.REFUNDED
+        assert engine.transaction(tx_id).settled
+    else:
+        assert (result.reason, gateway.calls["refund"]) == (code, 0)
+        assert engine.transaction(tx_id).refunded == usd("0.00")
 
 
 # -- properties ----------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ TABLES = {
     "invoice_lines",
     "idempotency",
     "audit_log",
+    "metered_closes",
 }
 T0 = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
 
@@ -124,10 +125,37 @@ def test_migrations_create_the_schema_and_are_idempotent(sql_url: str) -> None:
             s.append_audit(AuditEntry(at=T0, actor="a", action="migrated", subject_id="db"))
         with engine.connect() as conn:
             version = conn.exec_driver_sql("SELECT version_num FROM billing_core_alembic_version")
-            assert version.scalars().all() == ["0001"]
+            assert version.scalars().all() == ["0002"]
             assert (
                 MigrationContext.configure(conn).get_current_revision() is None
             )  # not alembic_version
+    finally:
+        engine.dispose()
+
+
+def test_a_0001_database_upgrades_to_0002_and_back(sql_url: str) -> None:
+    """Migration 0002 adds ``metered_closes`` to a database made by 0001, keeping its rows;
+    its downgrade drops the table again."""
+    upgrade(sql_url, "0001")
+    with SqlStore(sql_url, create=False) as store:
+        assert "metered_closes" not in _tables(store.engine)
+        with store.session() as s:
+            s.insert_transaction(Transaction(id="t-1", amount=Money("5.00", "USD"), created_at=T0))
+    with SqlStore(sql_url) as store:  # create=True: 0001 -> 0002
+        assert _tables(store.engine) == TABLES | {"billing_core_alembic_version"}
+        with store.session() as s:
+            assert s.get_transaction("t-1") is not None
+    from alembic import command
+    from alembic.config import Config
+
+    engine = sql_store.make_engine(sql_url)
+    try:
+        with engine.begin() as conn:
+            config = Config()
+            config.set_main_option("script_location", str(sql_store.MIGRATIONS))
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0001")
+        assert "metered_closes" not in _tables(engine)
     finally:
         engine.dispose()
 

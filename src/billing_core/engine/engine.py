@@ -40,7 +40,7 @@ from ..rules.permissions import check as check_permission
 from ..rules.refunds import RefundPolicy
 from ..rules.retry import RetryPolicy
 from ..timeutil import require_aware
-from . import charging, refunding, subscriptions
+from . import charging, metered_closes, refunding, subscriptions
 from .context import EngineContext, new_id
 from .idempotency import check_key, run_idempotent
 from .results import (
@@ -314,14 +314,17 @@ class BillingEngine:
         quantity: int,
         idempotency_key: str,
         actor: Actor,
+        domains: Sequence[str] = (),
     ) -> InventoryResult:
-        """Add inventory mid-term: a prorated line on the next invoice."""
+        """Add inventory mid-term: a prorated line on the next invoice; the certificates of the
+        named ``domains`` (one per unit, or none) are ordered now."""
         who = _actor(actor)
         _id(subscription_id, "subscription_id")
         params = {
             "subscription_id": subscription_id,
             "certificate_type": certificate_type,
             "quantity": quantity,
+            "domains": list(domains),
         }
         return self._once(
             idempotency_key,
@@ -333,6 +336,8 @@ class BillingEngine:
                 subscription_id,
                 certificate_type=certificate_type,
                 quantity=quantity,
+                domains=domains,
+                key=idempotency_key,
                 actor=who.id,
             ),
         )
@@ -533,13 +538,14 @@ class BillingEngine:
             "close_metered_period",
             params,
             CloseResult,
-            lambda: subscriptions.close_metered_period(
+            lambda: metered_closes.close_metered_period(
                 self.ctx,
                 subscription_id,
                 price=price,
                 start=start,
                 end=end,
                 metric=metric,
+                key=idempotency_key,
                 actor=who.id,
             ),
         )

@@ -53,6 +53,7 @@ from ..rules.refunds import RefundStep
 from ..rules.retry import give_up_notice, next_retry
 from ..rules.transitions import RefundAction
 from ..serialization import unstructure
+from .certificate_refunds import give_back
 from .context import EngineContext, call_gateway, lookup
 from .results import QueueRunResult, ReconcileResult, RefundOutcome, RefundResult
 
@@ -272,6 +273,7 @@ def _completed(
             actor=actor,
             detail={"original": original.id, "reference": outcome.reference},
         )
+    give_back(ctx, original, done.original, actor=actor)  # certificates and inventory
     event_at = ctx.now()
     if record.kind is TransactionKind.VOID:
         ctx.emit(

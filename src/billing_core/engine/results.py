@@ -90,6 +90,7 @@ class InventoryResult:
     lines: tuple[InvoiceLine, ...] = ()
     allowed: bool = True
     reason: str | None = None
+    certificate_ids: tuple[str, ...] = ()  # the certificates ordered for the named units
 
 
 @attrs.frozen(kw_only=True)
@@ -107,6 +108,7 @@ class CloseResult:
     subscription_id: str
     explanation: str
     lines: tuple[InvoiceLine, ...] = ()
+    already_closed: bool = False  # the period was closed before: the first close's lines
 
 
 @attrs.frozen(kw_only=True)

@@ -1,13 +1,16 @@
-"""Subscriptions, inventory, renewals, certificates and metered usage, on top of the rules.
+"""Subscriptions, inventory, renewals and usage, on top of the rules.
 
 Each flow reads what it needs in a store session, asks the pure rules, and writes what the rules
 computed; money moves only through ``charging.charge``. "Today" is the customer's local date.
+Certificates are checked, ordered and cancelled by ``certificate_orders``
+(``request_certificate_cancellation`` is re-exported here for the engine); metered periods are
+closed by ``metered_closes``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime
+from datetime import date
 
 import attrs
 
@@ -15,23 +18,27 @@ from ..errors import InvalidTypeError, InvalidValueError, NotFoundError
 from ..model import (
     CertificateLine,
     Customer,
-    InvoiceLine,
     Subscription,
     SubscriptionState,
     UsageEvent,
 )
 from ..money import Money
 from ..periods import Period
-from ..plugins.events import CertificateCancellation, SubscriptionAdded, SubscriptionRenewed
+from ..plugins.events import SubscriptionAdded, SubscriptionRenewed
 from ..plugins.protocols import StoreSession
-from ..rules import backdating, certificates, changes, metering, renewal
+from ..rules import backdating, certificates, changes, renewal
 from ..serialization import unstructure
 from ..timeutil import local_date, timezone
+from .certificate_orders import (
+    first_blocked,
+    order_certificates,
+    plan_certificates,
+    request_certificate_cancellation,
+)
 from .charging import charge
 from .context import EngineContext
 from .results import (
     ChargeOutcome,
-    CloseResult,
     InventoryResult,
     RenewalResult,
     SubscriptionResult,
@@ -41,7 +48,6 @@ __all__ = [
     "add_inventory",
     "add_subscription",
     "change_renewal_inventory",
-    "close_metered_period",
     "record_usage",
     "renew_due",
     "request_certificate_cancellation",
@@ -83,10 +89,13 @@ def add_subscription(
     key: str,
     actor: str,
 ) -> SubscriptionResult:
-    """Create a subscription, charge its (possibly backdated) first term, order certificates."""
+    """Create a subscription, charge its (possibly backdated) first term, order certificates.
+
+    The domains are reconciled with the inventory first (``certificates.plan_domains``: none,
+    or one per unit, each once) and each must be free of a live certificate.
+    """
     with ctx.store.session() as s:
         customer = _customer(s, customer_id)
-        existing = [c for d in domains for c in s.certificates_for_domain(d)]
     today = customer_today(ctx, customer)
     first = start or today
     sub_id = ctx.ids("sub")
@@ -99,18 +108,15 @@ def add_subscription(
         inventory=dict(inventory),
         renewal_inventory=dict(inventory),
         unit_prices=dict(unit_prices),
-    )
-    for domain in domains:
-        if ctx.certificate_provider is not None:
-            current = ctx.certificate_provider.certificate_for_domain(domain)
-            existing.extend([current] if current is not None else [])
-        verdict = certificates.assess_new_certificate(domain, existing)
-        if not verdict.allowed:
-            return SubscriptionResult(
-                outcome=ChargeOutcome.DENIED,
-                reason=str(verdict.reason),
-                explanation=verdict.explanation,
-            )
+    )  # the draft checks the inventory and prices: bad input raises before anything else
+    plan = certificates.plan_domains(inventory, domains)
+    refusal = plan if not plan.allowed else first_blocked(ctx, plan)
+    if refusal is not None:
+        return SubscriptionResult(
+            outcome=ChargeOutcome.DENIED,
+            reason=str(refusal.reason),
+            explanation=refusal.explanation,
+        )
     # the price of one unit of each type for this (possibly backdated) term
     unit_charges: dict[str, Money] = {}
     decision: backdating.BackdateDecision | None = None
@@ -133,7 +139,8 @@ def add_subscription(
             )
         assert decision.charge is not None
         unit_charges[certificate_type] = decision.charge
-    lines, cert_plan = _lines(ctx, inventory, unit_charges, domains)
+    cert_plan = plan_certificates(ctx, plan)
+    lines = _lines(inventory, unit_charges, cert_plan)
     currency = next(iter(unit_prices.values())).currency if unit_prices else "USD"
     total = sum((line.total for line in lines), Money.zero(currency))
     result, sale = charge(
@@ -154,20 +161,14 @@ def add_subscription(
             reason=result.reason,
             term_start=first,
         )
-    ordered = [
-        attrs.evolve(
-            ctx.certificates().order(
-                certificate_id=cert_id,
-                domain=domain,
-                certificate_type=certificate_type,
-                customer_id=customer_id,
-                idempotency_key=f"{key}:cert:{cert_id}",
-            ),
-            subscription_id=sub_id,
-            transaction_id=sale.id if sale else None,
-        )
-        for cert_id, domain, certificate_type in cert_plan
-    ]
+    ordered = order_certificates(
+        ctx,
+        cert_plan,
+        customer_id=customer_id,
+        subscription_id=sub_id,
+        key=key,
+        transaction_id=sale.id if sale else None,
+    )
     with ctx.store.session() as s:
         s.put_subscription(draft)
         for cert in ordered:
@@ -201,31 +202,15 @@ def add_subscription(
 
 
 def _lines(
-    ctx: EngineContext,
     inventory: Mapping[str, int],
     unit_charges: Mapping[str, Money],
-    domains: Sequence[str],
-) -> tuple[list[CertificateLine], list[tuple[str, str, str]]]:
-    """The sale's lines: one per domain (its own certificate), then the other units per type.
-
-    Returns the lines and the certificates to order as ``(certificate_id, domain, type)``.
-    """
+    cert_plan: Sequence[tuple[str, str, str]],
+) -> list[CertificateLine]:
+    """The sale's lines: one per named certificate, then the unnamed units per type."""
     rest = {t: q for t, q in sorted(inventory.items()) if q > 0}
-    total = sum(rest.values())
-    if len(domains) > total:
-        raise InvalidValueError(
-            f"names {len(domains)} domains for {total} certificates of inventory",
-            field="domains",
-            value=list(domains),
-        )
     lines: list[CertificateLine] = []
-    plan: list[tuple[str, str, str]] = []
-    # one unit per domain, in type order; lazily, so a huge quantity is never spelled out
-    units = (t for t, q in sorted(rest.items()) for _ in range(q))
-    for domain, certificate_type in zip(domains, units, strict=False):
+    for cert_id, domain, certificate_type in cert_plan:
         rest[certificate_type] -= 1
-        cert_id = ctx.ids("crt")
-        plan.append((cert_id, domain, certificate_type))
         lines.append(
             CertificateLine(
                 certificate_type=certificate_type,
@@ -240,7 +225,7 @@ def _lines(
         for t, q in sorted(rest.items())
         if q > 0
     )
-    return lines, plan
+    return lines
 
 
 def add_inventory(
@@ -249,17 +234,35 @@ def add_inventory(
     *,
     certificate_type: str,
     quantity: int,
+    domains: Sequence[str] = (),
+    key: str,
     actor: str,
 ) -> InventoryResult:
-    """Add units to the running term: a prorated line for the next invoice, no charge now."""
+    """Add units to the running term: a prorated line for the next invoice, no charge now.
+
+    ``domains`` names one domain per unit (or none: unnamed units); each named unit's
+    certificate is ordered now, under the same rules as a new subscription's.
+    """
+    with ctx.store.session() as s:
+        sub = _subscription(s, subscription_id)
+        customer = _customer(s, sub.customer_id)
+    today = customer_today(ctx, customer)
+    # bad input (a quantity below one, a type without a price) raises before anything else
+    changes.add_inventory(sub, certificate_type=certificate_type, quantity=quantity, at=today)
+    plan = certificates.plan_domains({certificate_type: quantity}, domains)
+    refusal = plan if not plan.allowed else first_blocked(ctx, plan)
+    if refusal is not None:
+        return InventoryResult(
+            subscription_id=sub.id,
+            allowed=False,
+            reason=str(refusal.reason),
+            explanation=refusal.explanation,
+        )
+    cert_plan = plan_certificates(ctx, plan)
     with ctx.store.session() as s:
         sub = _subscription(s, subscription_id, lock=True)
-        customer = _customer(s, sub.customer_id)
         change = changes.add_inventory(
-            sub,
-            certificate_type=certificate_type,
-            quantity=quantity,
-            at=customer_today(ctx, customer),
+            sub, certificate_type=certificate_type, quantity=quantity, at=today
         )
         s.put_subscription(change.subscription)
         s.add_invoice_lines(sub.id, change.lines)
@@ -271,11 +274,27 @@ def add_inventory(
             detail={
                 "certificate_type": certificate_type,
                 "quantity": quantity,
+                "domains": [domain for _, domain, _ in cert_plan],
                 "lines": unstructure(list(change.lines)),
             },
         )
+    ordered = order_certificates(
+        ctx,
+        cert_plan,
+        customer_id=sub.customer_id,
+        subscription_id=sub.id,
+        key=key,
+        transaction_id=None,
+    )
+    with ctx.store.session() as s:
+        for cert in ordered:
+            s.put_certificate(cert)
+    named = f" {plan.explanation}" if ordered else ""
     return InventoryResult(
-        subscription_id=sub.id, lines=change.lines, explanation=change.explanation
+        subscription_id=sub.id,
+        lines=change.lines,
+        certificate_ids=tuple(c.id for c in ordered),
+        explanation=f"{change.explanation}{named}",
     )
 
 
@@ -391,33 +410,6 @@ def renew_due(ctx: EngineContext, *, actor: str) -> list[RenewalResult]:
     return results
 
 
-def request_certificate_cancellation(
-    ctx: EngineContext, certificate_id: str, *, actor: str
-) -> CertificateCancellation:
-    """Ask the provider to cancel a certificate; an issued one waits for the customer."""
-    provider = ctx.certificates()
-    state = provider.request_cancellation(certificate_id)
-    status = provider.status(certificate_id)
-    with ctx.store.session() as s:
-        cert = s.get_certificate(certificate_id)
-        if cert is None:
-            raise NotFoundError(f"no certificate {certificate_id!r}", field="certificate_id")
-        cert = attrs.evolve(cert, status=status)
-        s.put_certificate(cert)
-        ctx.audit(
-            s,
-            action="certificate.cancellation_requested",
-            subject_id=certificate_id,
-            actor=actor,
-            detail={"state": state.value},
-        )
-    event = CertificateCancellation(
-        at=ctx.now(), certificate=cert, state=state, provider=provider.name
-    )
-    ctx.emit(event)
-    return event
-
-
 def record_usage(ctx: EngineContext, events: Iterable[UsageEvent]) -> int:
     """Store usage events (duplicates by id are ignored); returns how many were new."""
     if not isinstance(events, Iterable):
@@ -438,44 +430,3 @@ def record_usage(ctx: EngineContext, events: Iterable[UsageEvent]) -> int:
             )
     with ctx.store.session() as s:
         return s.add_usage_events(batch)
-
-
-def close_metered_period(
-    ctx: EngineContext,
-    subscription_id: str,
-    *,
-    price: metering.MeteredPrice,
-    start: datetime,
-    end: datetime,
-    metric: str | None,
-    actor: str,
-) -> CloseResult:
-    """Aggregate the stored usage of ``[start, end)``, clamp, price: lines for the next invoice."""
-    with ctx.store.session() as s:
-        sub = _subscription(s, subscription_id)
-        customer = _customer(s, sub.customer_id)
-        events = s.usage_events(subscription_id=sub.id, start=start, end=end, metric=metric)
-        # streamed straight from the store: memory does not grow with the number of events
-        closed = metering.close_period(
-            events,
-            price=price,
-            start=start,
-            end=end,
-            subscription_id=sub.id,
-            timezone=customer.timezone,
-        )
-    lines: tuple[InvoiceLine, ...] = closed.lines
-    with ctx.store.session() as s:
-        s.add_invoice_lines(sub.id, lines)
-        ctx.audit(
-            s,
-            action="usage.closed",
-            subject_id=sub.id,
-            actor=actor,
-            detail={
-                "start": start.isoformat(),
-                "end": end.isoformat(),
-                "amount": str(closed.amount),
-            },
-        )
-    return CloseResult(subscription_id=sub.id, lines=lines, explanation=closed.explanation)

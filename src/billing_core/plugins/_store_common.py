@@ -12,21 +12,30 @@ from typing import Any, TypeVar
 
 import attrs
 
-from ..errors import CurrencyMismatchError, InvalidAmountError, InvalidTypeError, InvalidValueError
+from ..errors import (
+    ConflictError,
+    CurrencyMismatchError,
+    InvalidAmountError,
+    InvalidTypeError,
+    InvalidValueError,
+)
 from ..model import Transaction
 from ..timeutil import require_aware
-from .records import AuditEntry, QueueEntry, QueueState
+from .records import AuditEntry, MeteredClose, QueueEntry, QueueState
 
 __all__ = [
     "check_audit_entry",
     "check_claim",
     "check_instance",
+    "check_metered_close_key",
     "check_sequence",
     "check_transaction",
     "check_usage_range",
     "claimed",
     "due_order_key",
     "is_due",
+    "metered_close_conflict",
+    "metered_close_key",
     "state_set",
 ]
 
@@ -92,6 +101,38 @@ def check_usage_range(start: datetime, end: datetime) -> None:
         raise InvalidValueError(
             f"must not be before start {start.isoformat()}", field="end", value=end
         )
+
+
+def check_metered_close_key(
+    subscription_id: object, metric: object, start: datetime, end: datetime
+) -> tuple[str, str, datetime, datetime]:
+    """The unique key of a ``MeteredClose``: ``(subscription_id, metric or "", start, end)``,
+    the instants in UTC. ``metric=""`` is refused (it would stand for every metric)."""
+    if not isinstance(subscription_id, str) or not subscription_id:
+        raise InvalidValueError(
+            "must be a non-empty str", field="subscription_id", value=subscription_id
+        )
+    if metric is not None and (not isinstance(metric, str) or not metric):
+        raise InvalidValueError("must be a metric name or None", field="metric", value=metric)
+    check_usage_range(start, end)
+    return subscription_id, metric or "", start.astimezone(UTC), end.astimezone(UTC)
+
+
+def metered_close_conflict(record: MeteredClose) -> ConflictError:
+    """The error of a second ``insert_metered_close`` of one period."""
+    return ConflictError(
+        f"the period {record.start.isoformat()} to {record.end.isoformat()} of "
+        f"{record.subscription_id} ({record.metric or 'every metric'}) was already closed",
+        field="record",
+        value=record.idempotency_key,
+    )
+
+
+def metered_close_key(record: object) -> tuple[str, str, datetime, datetime]:
+    """``check_metered_close_key`` of a ``MeteredClose`` (checked to be one first)."""
+    close = check_instance(record, MeteredClose, "record")
+    require_aware(close.closed_at, "closed_at")
+    return check_metered_close_key(close.subscription_id, close.metric, close.start, close.end)
 
 
 def check_claim(now: datetime, worker: str, lease_seconds: int, limit: int) -> None:

@@ -38,15 +38,18 @@ from ._store_common import (
     check_audit_entry,
     check_claim,
     check_instance,
+    check_metered_close_key,
     check_sequence,
     check_transaction,
     check_usage_range,
     claimed,
     due_order_key,
     is_due,
+    metered_close_conflict,
+    metered_close_key,
     state_set,
 )
-from .records import AuditEntry, IdempotencyRecord, QueueEntry, QueueState
+from .records import AuditEntry, IdempotencyRecord, MeteredClose, QueueEntry, QueueState
 
 __all__ = ["MemoryStore"]
 
@@ -60,6 +63,7 @@ _TABLES = (
     "invoice_lines",
     "idempotency",
     "audit",
+    "metered_closes",
 )
 
 
@@ -239,6 +243,20 @@ class _MemorySession:
         ]
         found.sort(key=lambda e: e.at)  # stable: equal instants keep insertion order
         return iter(found)
+
+    # -- metered periods closed ---------------------------------------------------------------
+    def insert_metered_close(self, record: MeteredClose) -> None:
+        key = metered_close_key(record)
+        if key in self._read("metered_closes"):
+            raise metered_close_conflict(record)
+        self._write("metered_closes")[key] = record
+
+    def get_metered_close(
+        self, *, subscription_id: str, metric: str | None, start: datetime, end: datetime
+    ) -> MeteredClose | None:
+        key = check_metered_close_key(subscription_id, metric, start, end)
+        result: MeteredClose | None = self._read("metered_closes").get(key)
+        return result
 
     # -- invoice lines ------------------------------------------------------------------------
     def add_invoice_lines(self, subscription_id: str, lines: Sequence[InvoiceLine]) -> None:

@@ -48,7 +48,7 @@ from ..model import (
     UsageEvent,
 )
 from ..money import Money
-from .records import AuditEntry, IdempotencyRecord, QueueEntry, QueueState
+from .records import AuditEntry, IdempotencyRecord, MeteredClose, QueueEntry, QueueState
 
 __all__ = [
     "DECLINE_ALREADY_SETTLED",
@@ -254,6 +254,17 @@ class StoreSession(Protocol):
     def usage_events(
         self, *, subscription_id: str, start: datetime, end: datetime, metric: str | None = None
     ) -> Iterator[UsageEvent]: ...
+
+    # metered periods closed: one record per (subscription, metric, start, end)
+    def insert_metered_close(self, record: MeteredClose) -> None:
+        """Record a closed period; ``ConflictError`` if one with the same subscription, metric,
+        start and end (as instants) exists: another close won. Race safe (a unique key), and
+        the session goes on after the conflict."""
+        ...
+
+    def get_metered_close(
+        self, *, subscription_id: str, metric: str | None, start: datetime, end: datetime
+    ) -> MeteredClose | None: ...
 
     # invoice lines waiting for the next invoice
     def add_invoice_lines(self, subscription_id: str, lines: Sequence[InvoiceLine]) -> None: ...

@@ -8,6 +8,9 @@
   parameters) and, once finished, what it answered (its JSON form). A replay returns the stored
   answer; the same key with other parameters is an error.
 * ``AuditEntry``: one line of the append-only audit log: who did what to which record, when.
+* ``MeteredClose``: a metered period of one subscription and metric that was closed, and the
+  answer of that close. Its key ``(subscription_id, metric, start, end)`` is unique in a store,
+  so a period is billed once whatever idempotency key a second close carries.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ __all__ = [
     "AuditEntry",
     "IdempotencyRecord",
     "IdempotencyState",
+    "MeteredClose",
     "QueueEntry",
     "QueueState",
 ]
@@ -95,3 +99,18 @@ class AuditEntry:
     subject_id: str
     detail: Mapping[str, Any] = attrs.field(factory=dict)
     id: str | None = None  # assigned by the store (a sequence), in append order
+
+
+@attrs.frozen(kw_only=True)
+class MeteredClose:
+    """A closed metered period: ``[start, end)`` of ``subscription_id``'s ``metric`` (``None``:
+    every metric). ``result`` is the JSON form of the engine's answer to the first close;
+    ``idempotency_key`` the key that close carried. ``start`` and ``end`` compare as instants."""
+
+    subscription_id: str
+    metric: str | None
+    start: datetime
+    end: datetime
+    closed_at: datetime
+    idempotency_key: str
+    result: Mapping[str, Any] = attrs.field(factory=dict)

@@ -1,4 +1,5 @@
-"""The SQL store's tables, as SQLAlchemy Core ``Table`` objects (the shape migration 0001 creates).
+"""The SQL store's tables, as SQLAlchemy Core ``Table`` objects (the shape the migrations create:
+0001 the records, 0002 ``metered_closes``).
 
 Every record is kept whole as its exact JSON form (``billing_core.serialization``) in a ``data``
 text column: decimals keep their digits and trailing zeros, datetimes their offset and IANA zone.
@@ -12,6 +13,8 @@ Beside it sit the columns the store queries, orders or constrains on:
   ``refunded_units + reserved_units <= amount_units``.
 
 ``audit_log`` is append-only: a trigger rejects UPDATE and DELETE (on PostgreSQL also TRUNCATE).
+``metered_closes`` has a unique key ``(subscription_id, metric_key, start_utc, end_utc)``
+(``metric_key`` is ``""`` for every metric), so a period is closed once.
 
 Also here, the database side of the store: ``make_engine`` (SQLite with ``BEGIN IMMEDIATE``, WAL
 and a busy timeout; PostgreSQL through psycopg 3), ``upgrade`` (the Alembic migrations in
@@ -59,6 +62,7 @@ __all__ = [
     "is_memory_sqlite",
     "make_engine",
     "metadata",
+    "metered_closes",
     "refund_queue",
     "subscriptions",
     "transaction_units",
@@ -204,6 +208,18 @@ idempotency = sa.Table(
     sa.Column("state", sa.String, nullable=False),
     sa.Column("created_utc", UtcDateTime, nullable=False),
     sa.Column("data", sa.Text, nullable=False),
+)
+
+metered_closes = sa.Table(
+    "metered_closes",
+    metadata,
+    _seq(),
+    sa.Column("subscription_id", sa.String, nullable=False),
+    sa.Column("metric_key", sa.String, nullable=False),
+    sa.Column("start_utc", UtcDateTime, nullable=False),
+    sa.Column("end_utc", UtcDateTime, nullable=False),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.UniqueConstraint("subscription_id", "metric_key", "start_utc", "end_utc"),
 )
 
 audit_log = sa.Table(

@@ -51,14 +51,17 @@ from ._store_common import (
     check_audit_entry,
     check_claim,
     check_instance,
+    check_metered_close_key,
     check_sequence,
     check_transaction,
     check_usage_range,
     claimed,
     due_order_key,
+    metered_close_conflict,
+    metered_close_key,
     state_set,
 )
-from .records import AuditEntry, IdempotencyRecord, QueueEntry, QueueState
+from .records import AuditEntry, IdempotencyRecord, MeteredClose, QueueEntry, QueueState
 from .sql_schema import (
     MIGRATIONS,
     audit_log,
@@ -70,6 +73,7 @@ from .sql_schema import (
     invoice_lines,
     is_memory_sqlite,
     make_engine,
+    metered_closes,
     refund_queue,
     subscriptions,
     transaction_units,
@@ -84,6 +88,7 @@ __all__ = ["MIGRATIONS", "SqlStore", "make_engine", "upgrade"]
 T = TypeVar("T")
 
 _CHUNK = 500  # rows per multi-row INSERT (SQLite allows 32766 bound parameters)
+_CLOSE_KEY = ("subscription_id", "metric_key", "start_utc", "end_utc")  # metered_closes unique
 
 
 # -- the session -----------------------------------------------------------------------------
@@ -360,6 +365,26 @@ class _SqlSession:
             stmt = stmt.where(u.c.metric == metric)
         rows = self._exec(stmt.order_by(u.c.at_utc, u.c.seq)).scalars().all()
         return iter([decode(text, UsageEvent) for text in rows])
+
+    # -- metered periods closed ---------------------------------------------------------------
+    def insert_metered_close(self, record: MeteredClose) -> None:
+        key = dict(zip(_CLOSE_KEY, metered_close_key(record), strict=True))
+        stmt = (
+            self._insert(metered_closes)
+            .values({**key, "data": encode(record, "record")})
+            .on_conflict_do_nothing(index_elements=list(_CLOSE_KEY))
+            .returning(metered_closes.c.seq)
+        )
+        if self._exec(stmt).first() is None:  # another session's row won (no abort)
+            raise metered_close_conflict(record)
+
+    def get_metered_close(
+        self, *, subscription_id: str, metric: str | None, start: datetime, end: datetime
+    ) -> MeteredClose | None:
+        key = check_metered_close_key(subscription_id, metric, start, end)
+        match = (metered_closes.c[c] == v for c, v in zip(_CLOSE_KEY, key, strict=True))
+        text = self._exec(sa.select(metered_closes.c.data).where(*match)).scalar_one_or_none()
+        return None if text is None else decode(text, MeteredClose)
 
     # -- invoice lines ------------------------------------------------------------------------
     def add_invoice_lines(self, subscription_id: str, lines: Sequence[InvoiceLine]) -> None:

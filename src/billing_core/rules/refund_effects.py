@@ -18,7 +18,9 @@ refunded plus reserved total above the captured amount (``ExceedsRefundableError
 
 ``plan_order_refund`` turns "refund this order" into steps: an unsettled charge is voided first,
 with a whole refund as the fallback; ``after_void`` says what to do once the void's outcome is
-known (done, refund because it settled meanwhile, retry the void, reconcile, or stop).
+known (done, refund because it can no longer be voided, retry the void, reconcile, or stop).
+Every decline code in ``CANNOT_VOID_CODES`` means "this can no longer be voided" (settled,
+captured, the void window closed, ...) and falls back to the refund; any other decline stops.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from .transitions import RefundAction, Request, row_for
 
 __all__ = [
     "ALREADY_SETTLED",
+    "CANNOT_VOID_CODES",
     "AppliedRefund",
     "ExceedsRefundableError",
     "NextAction",
@@ -62,6 +65,21 @@ __all__ = [
 
 ALREADY_SETTLED: Final = "already_settled"
 """The gateway decline code of a void refused because the charge settled meanwhile."""
+
+CANNOT_VOID_CODES: Final = frozenset(
+    {
+        ALREADY_SETTLED,  # the charge settled meanwhile (the sandbox and the gateway contract)
+        "already_captured",  # the authorization behind the charge was captured
+        "settled",  # the same as already_settled, as some processors spell it
+        "settlement_in_progress",  # the batch is settling: the refund waits in the retry queue
+        "batch_closed",  # the settlement batch holding the charge has closed
+        "void_window_closed",  # the processor's void window has passed
+        "void_window_expired",
+    }
+)
+"""Gateway decline codes of a void that mean "this can no longer be voided": the "refund this
+order" flow refunds instead. Compared without case or surrounding spaces. Any other decline
+(``already_voided``, ``void_amount_mismatch``, a generic refusal) ends the flow as failed."""
 
 
 class ExceedsRefundableError(InvalidAmountError):
@@ -319,7 +337,7 @@ class VoidResult(enum.StrEnum):
     """What became of the void a plan tried first."""
 
     VOIDED = "voided"
-    SETTLED_MEANWHILE = "settled_meanwhile"
+    SETTLED_MEANWHILE = "settled_meanwhile"  # can no longer be voided (``CANNOT_VOID_CODES``)
     DECLINED = "declined"
     NOT_SENT = "not_sent"
     UNKNOWN = "unknown"
@@ -328,8 +346,9 @@ class VoidResult(enum.StrEnum):
 def void_result(status: str, decline_code: str | None = None) -> VoidResult:
     """Map a gateway outcome (its status value and decline code) to a ``VoidResult``.
 
-    ``succeeded`` is voided; ``declined`` with ``already_settled`` is settled meanwhile, other
-    declines are declined; ``not_sent`` is not sent; ``pending`` and ``unknown`` are unknown.
+    ``succeeded`` is voided; ``declined`` with a code of ``CANNOT_VOID_CODES`` is settled
+    meanwhile (it can no longer be voided), other declines are declined; ``not_sent`` is not
+    sent; ``pending`` and ``unknown`` are unknown.
     """
     table = {
         "succeeded": VoidResult.VOIDED,
@@ -340,7 +359,8 @@ def void_result(status: str, decline_code: str | None = None) -> VoidResult:
     }
     if status not in table:
         raise InvalidValueError(f"must be one of {', '.join(table)}", field="status", value=status)
-    if table[status] is VoidResult.DECLINED and decline_code == ALREADY_SETTLED:
+    code = decline_code.strip().lower() if isinstance(decline_code, str) else None
+    if table[status] is VoidResult.DECLINED and code in CANNOT_VOID_CODES:
         return VoidResult.SETTLED_MEANWHILE
     return table[status]
 
@@ -467,8 +487,8 @@ def after_void(plan: OrderRefundPlan, result: VoidResult | str) -> PlanNext:
             action=NextAction.REFUND,
             step=refund,
             mark_settled=True,
-            explanation=f"The charge settled before it could be voided; refund {refund.amount} "
-            "instead (record the charge as settled first).",
+            explanation="The charge can no longer be voided (it settled or its void window "
+            f"closed); refund {refund.amount} instead (record the charge as settled first).",
         )
     return PlanNext(
         action=NextAction.STOP,

@@ -20,7 +20,9 @@ goes on), the refusal of a refunded plus reserved total above the amount, usage-
 de-duplication and the ``[start, end)`` range, ``claim_due`` (due entries only, leases, limits,
 claim order, no entry claimed twice by concurrent workers), the append-only audit log,
 ``lock=True`` reads, and concurrency: threads incrementing one transaction's reserved amount with
-locked read-modify-write sessions lose no update.
+locked read-modify-write sessions lose no update; a metered period closed once
+(``insert_metered_close``: one record per subscription, metric, start and end as instants, a
+second insert a ``ConflictError``, concurrent inserts of one period: exactly one wins).
 
 What the suite expects beyond the Protocol's signatures:
 
@@ -38,11 +40,12 @@ The ``threads`` and ``increments_per_thread`` class attributes size the concurre
 
 from __future__ import annotations
 
+from ._store_metered_contract import MeteredCloseContract
 from ._store_record_contract import RecordContract, assert_same
 from ._store_work_contract import WorkContract
 
 __all__ = ["StoreContract", "assert_same"]
 
 
-class StoreContract(RecordContract, WorkContract):
+class StoreContract(RecordContract, WorkContract, MeteredCloseContract):
     """Subclass in a test module and provide a ``store`` fixture returning an empty ``Store``."""
