@@ -6,6 +6,7 @@ import billing_core
 
 EXPECTED = {
     "BillingError",
+    "BillingTiming",
     "Certificate",
     "CertificateLine",
     "CertificateStatus",
@@ -27,6 +28,7 @@ EXPECTED = {
     "OperationInProgressError",
     "Period",
     "PeriodUnit",
+    "Plan",
     "PluginError",
     "PrecisionError",
     "Reason",
@@ -37,6 +39,7 @@ EXPECTED = {
     "Transaction",
     "TransactionKind",
     "TransactionStatus",
+    "Trial",
     "UnknownCurrencyError",
     "UnknownTimezoneError",
     "UsageEvent",

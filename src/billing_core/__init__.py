@@ -45,6 +45,7 @@ from .model import (
 )
 from .money import Money
 from .periods import Period, PeriodUnit, ServicePeriod, service_periods
+from .plans import BillingTiming, Plan, Trial
 
 if TYPE_CHECKING:
     from .engine import BillingEngine
@@ -54,6 +55,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BillingEngine",
     "BillingError",
+    "BillingTiming",
     "Certificate",
     "CertificateLine",
     "CertificateStatus",
@@ -75,6 +77,7 @@ __all__ = [
     "OperationInProgressError",
     "Period",
     "PeriodUnit",
+    "Plan",
     "PluginError",
     "PrecisionError",
     "Reason",
@@ -85,6 +88,7 @@ __all__ = [
     "Transaction",
     "TransactionKind",
     "TransactionStatus",
+    "Trial",
     "UnknownCurrencyError",
     "UnknownTimezoneError",
     "UsageEvent",

@@ -1,0 +1,300 @@
+"""The billing timeline: what a plan bills, and when (SPEC 6.1).
+
+``bills(plan, start=, until=)`` returns every bill of an order from ``start`` whose billing date
+is on or before ``until``, ordered by date. A bill holds the lines billed that day:
+
+* the **setup fee** (``setup_fee`` line, not per unit, never prorated), billed on ``start``;
+* the **trial** (``trial`` line for the trial's total price, ``0.00`` when free: the line and its
+  bill are still there), service ``[start, start + trial.length)``, billed on ``start``;
+* the **recurring** lines (kind ``subscription``), from ``r0``, the trial's end (or ``start``).
+  The period boundaries are ``anchor ± k × period``, each computed from the anchor (an anchor of
+  Jan 31 gives Feb 29, Mar 31, Apr 30: no month-end drift), or ``r0 + k × period`` when
+  ``anchor`` is None. When ``r0`` is not a boundary the first line is a stub ``[r0, b1)``,
+  prorated with ``day_count`` against the whole period ``[b0, b1)`` of the same anchored sequence
+  (anchor Jan 30, ``b1`` Feb 29: ``b0`` is Jan 30, 30 days) and rounded once, with
+  ``proration.prorate``. Every later line is a whole period for ``price × quantity``.
+  ``IN_ADVANCE`` bills a line on its period's start, ``IN_ARREARS`` on its end.
+* ``occurrences=N`` makes N recurring lines in all (a stub included); ``trial_only`` none.
+
+Each bill's ``issue_on`` is ``billed_on + issue_shift`` (may be negative: an invoice prepared
+ahead) and ``due_on`` is ``issue_on + due_shift``. Every line and bill explains itself with the
+figures: ``"12 of 31 days (Feb 1 to Feb 13) of 100.00 USD = 38.71 USD"``.
+
+Bad input raises a ``BillingError`` naming the field before anything is computed: a plan that
+is not a ``Plan``, dates that are not plain dates, ``until`` before ``start``, a quantity that is
+not a positive int, a shift that is not whole days. Bad plans cannot be built (``billing_core.plans``).
+
+A ``Bill`` is an immutable record like ``proration.Proration``: its dates and total are computed
+eagerly, its ``lines`` (``InvoiceLine`` values) and ``explanation`` when read, which keeps a year of
+monthly bills for 100,000 subscriptions within a small factor of a bare loop (see
+``benchmarks/timeline.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Final, NamedTuple
+
+from ..errors import InvalidAmountError, InvalidTypeError, InvalidValueError
+from ..model import InvoiceLine, InvoiceLineKind
+from ..money import Money
+from ..periods import Period, add_months
+from ..plans import BillingTiming, Plan, check_day_shift
+from ..timeutil import require_date
+from .proration import DayCount, Proration, _date_span, _day_count, prorate
+
+__all__ = ["Bill", "bills", "period_at", "recurring_start"]
+
+_SUBSCRIPTION: Final = InvoiceLineKind.SUBSCRIPTION
+_TRIAL: Final = InvoiceLineKind.TRIAL
+_SETUP_FEE: Final = InvoiceLineKind.SETUP_FEE
+_ZERO_DAYS: Final = timedelta(0)
+
+# One line of a bill, kept compact until ``Bill.lines`` is read:
+# (kind, amount, service start, service end, the stub's Proration or None).
+Part = tuple[InvoiceLineKind, Money, date, date, Proration | None]
+
+
+class Bill(NamedTuple):
+    """The lines billed on one date: ``billed_on``, ``issue_on``, ``due_on`` (dates), ``total``
+    (``Money``, the sum of the lines), ``lines`` (``InvoiceLine`` values, built when read) and
+    ``explanation`` (a sentence with the figures, built when read)."""
+
+    billed_on: date
+    issue_on: date
+    due_on: date
+    total: Money
+    plan: Plan
+    quantity: int
+    parts: tuple[Part, ...]
+
+    @property
+    def lines(self) -> tuple[InvoiceLine, ...]:
+        """The bill's ``InvoiceLine`` values, in order: setup fee, trial, recurring."""
+        return tuple(_line(self.plan, self.quantity, part) for part in self.parts)
+
+    @property
+    def explanation(self) -> str:
+        """``"Billed 2026-02-01 (issued 2026-02-01, due 2026-02-15): ...; total 38.71 USD."``"""
+        lines = "; ".join(line.description for line in self.lines)
+        return (
+            f"Billed {self.billed_on.isoformat()} (issued {self.issue_on.isoformat()}, due "
+            f"{self.due_on.isoformat()}): {lines}; total {self.total}."
+        )
+
+
+def _line(plan: Plan, quantity: int, part: Part) -> InvoiceLine:
+    kind, amount, start, end, stub = part
+    span = _date_span(start, end, DayCount.ACTUAL)
+    if kind is _SETUP_FEE:
+        description = f"Setup fee: {amount}"
+        return InvoiceLine(description=description, amount=amount, kind=kind)
+    if kind is _TRIAL:
+        assert plan.trial is not None
+        what = "Free trial" if not amount.amount else "Trial"
+        description = f"{what} ({plan.trial.length.describe()}, {span}): {amount}"
+        return InvoiceLine(
+            description=description, amount=amount, kind=kind, period_start=start, period_end=end
+        )
+    what = f"{quantity} × {plan.price}" if quantity != 1 else f"{plan.price}"
+    if stub is not None:
+        description = f"First period, prorated: {stub.explanation}"
+    else:
+        description = f"{plan.period.describe()} ({span}) of {what} = {amount}"
+    return InvoiceLine(
+        description=description,
+        amount=amount,
+        kind=kind,
+        quantity=Decimal(quantity),
+        unit_price=plan.price,
+        period_start=start,
+        period_end=end,
+    )
+
+
+# -- the anchored sequence -------------------------------------------------------------------------
+def _boundary_of(anchor: date, period: Period) -> Callable[[int], date]:
+    """``k ↦ anchor ± |k| × period``, each boundary computed from the anchor (``Period.after``'s
+    arithmetic: ``add_months`` clamps the anchor's day of month, days and weeks add days)."""
+    months = period.in_months
+    if months is not None:
+        return lambda k: add_months(anchor, months * k)
+    days = period.in_days or 0
+    ordinal = anchor.toordinal()
+
+    def by_days(k: int) -> date:
+        try:
+            return date.fromordinal(ordinal + days * k)
+        except (ValueError, OverflowError):
+            raise InvalidValueError(
+                f"{period.describe()} × {k} from {anchor.isoformat()} is outside the calendar",
+                field="until",
+            ) from None
+
+    return by_days
+
+
+def _index(anchor: date, period: Period, boundary: Callable[[int], date], day: date) -> int:
+    """The ``k`` with ``boundary(k) <= day < boundary(k + 1)``."""
+    months = period.in_months
+    if months is not None:
+        k = ((day.year - anchor.year) * 12 + day.month - anchor.month) // months
+    else:
+        k = (day.toordinal() - anchor.toordinal()) // (period.in_days or 1)
+    while boundary(k) > day:
+        k -= 1
+    while boundary(k + 1) <= day:
+        k += 1
+    return k
+
+
+def recurring_start(plan: Plan, start: date) -> date:
+    """``r0``: where the recurring lines start, the trial's end (or ``start``)."""
+    return start if plan.trial is None else plan.trial.length.after(start)
+
+
+def period_at(
+    plan: Plan, day: date, *, start: date, anchor: date | None = None
+) -> tuple[date, date]:
+    """The whole period ``[b0, b1)`` of the plan's anchored sequence that holds ``day`` (the
+    sequence from ``anchor``, or from ``recurring_start(plan, start)`` when ``anchor`` is None)."""
+    origin = recurring_start(plan, start) if anchor is None else anchor
+    boundary = _boundary_of(origin, plan.period)
+    k = _index(origin, plan.period, boundary, day)
+    return boundary(k), boundary(k + 1)
+
+
+# -- the checks --------------------------------------------------------------------------------------
+def _check(plan: object, start: object, until: object, anchor: object, quantity: object) -> None:
+    if not isinstance(plan, Plan):
+        raise InvalidTypeError(
+            f"must be a Plan, not {type(plan).__name__}", field="plan", value=plan
+        )
+    require_date(start, "start")
+    require_date(until, "until")
+    if anchor is not None:
+        require_date(anchor, "anchor")
+    if until < start:  # type: ignore[operator]  # both dates, checked above
+        raise InvalidValueError(
+            f"must not be before the start {start.isoformat()}",  # type: ignore[attr-defined]
+            field="until",
+            value=until,
+        )
+    if isinstance(quantity, bool) or not isinstance(quantity, int):
+        raise InvalidTypeError(
+            f"must be an int, not {type(quantity).__name__}", field="quantity", value=quantity
+        )
+    if quantity < 1:
+        raise InvalidAmountError("must be positive", field="quantity", value=quantity)
+
+
+# -- the timeline ------------------------------------------------------------------------------------
+def bills(
+    plan: Plan,
+    *,
+    start: date,
+    until: date,
+    anchor: date | None = None,
+    quantity: int = 1,
+    day_count: DayCount | str = DayCount.ACTUAL,
+    issue_shift: timedelta | None = None,
+    due_shift: timedelta | None = None,
+) -> tuple[Bill, ...]:
+    """Every bill of ``plan`` ordered from ``start`` whose billing date is on or before ``until``.
+
+    >>> plan = Plan(price=Money("100.00", "USD"), period=Period.months(1))
+    >>> first, second = bills(plan, start=date(2026, 2, 1), anchor=date(2026, 1, 13),
+    ...                       until=date(2026, 2, 13))
+    >>> first.total, first.lines[0].description
+    (Money('38.71', 'USD'), 'First period, prorated: 12 of 31 days (Feb 1 to Feb 13) of 100.00 USD = 38.71 USD')
+    """
+    _check(plan, start, until, anchor, quantity)
+    convention = _day_count(day_count)
+    issue = check_day_shift(issue_shift, "issue_shift")
+    due = check_day_shift(due_shift, "due_shift", negative=False)
+
+    head: list[Part] = []
+    if plan.setup_fee is not None:
+        head.append((_SETUP_FEE, plan.setup_fee.rounded(), start, start, None))
+    r0 = recurring_start(plan, start)
+    if plan.trial is not None:
+        head.append((_TRIAL, plan.trial.price.rounded(), start, r0, None))
+    recurring = () if plan.trial_only else _recurring(plan, r0, until, anchor, quantity, convention)
+
+    out: list[Bill] = []
+    make = _bill_maker(plan, quantity, issue, due)
+    in_advance = plan.timing is BillingTiming.IN_ADVANCE
+    index = 0
+    if head:
+        parts = list(head)
+        if recurring and in_advance and recurring[0][2] == start:
+            parts.append(recurring[0])
+            index = 1
+        out.append(make(start, tuple(parts)))
+    for part in recurring[index:]:
+        out.append(make(part[2] if in_advance else part[3], (part,)))
+    return tuple(out)
+
+
+def _recurring(
+    plan: Plan, r0: date, until: date, anchor: date | None, quantity: int, day_count: DayCount
+) -> tuple[Part, ...]:
+    """The recurring lines from ``r0`` billed on or before ``until``."""
+    period = plan.period
+    origin = r0 if anchor is None else anchor
+    boundary = _boundary_of(origin, period)
+    k = _index(origin, period, boundary, r0)
+    b0 = boundary(k)
+    b1 = boundary(k + 1)
+    limit = plan.occurrences
+    in_advance = plan.timing is BillingTiming.IN_ADVANCE
+    if (r0 if in_advance else b1) > until:
+        return ()
+    whole = (plan.price * quantity).rounded()
+    if b0 == r0:
+        first: Part = (_SUBSCRIPTION, whole, r0, b1, None)
+    else:
+        stub = prorate(
+            plan.price,
+            period_start=b0,
+            period_end=b1,
+            start=r0,
+            quantity=quantity,
+            day_count=day_count,
+        )
+        first = (_SUBSCRIPTION, stub.amount, r0, b1, stub)
+    out = [first]
+    append = out.append
+    count = 1
+    start = b1
+    while limit is None or count < limit:
+        k += 1
+        end = boundary(k + 1)
+        if (start if in_advance else end) > until:
+            break
+        append((_SUBSCRIPTION, whole, start, end, None))
+        start = end
+        count += 1
+    return tuple(out)
+
+
+_new_bill: Final = tuple.__new__
+
+
+def _bill_maker(
+    plan: Plan, quantity: int, issue: timedelta, due: timedelta
+) -> Callable[[date, tuple[Part, ...]], Bill]:
+    shifted = issue != _ZERO_DAYS
+    due_shifted = due != _ZERO_DAYS
+
+    def make(billed_on: date, parts: tuple[Part, ...]) -> Bill:
+        issue_on = billed_on + issue if shifted else billed_on
+        due_on = issue_on + due if due_shifted else issue_on
+        total = parts[0][1]
+        for part in parts[1:]:
+            total = total + part[1]
+        return _new_bill(Bill, (billed_on, issue_on, due_on, total, plan, quantity, parts))
+
+    return make
