@@ -32,14 +32,14 @@ monthly bills for 100,000 subscriptions within a small factor of a bare loop (se
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Final, NamedTuple
 
 from ..errors import InvalidAmountError, InvalidTypeError, InvalidValueError
 from ..model import InvoiceLine, InvoiceLineKind
-from ..money import Money
+from ..money import Money, _scaled_half_up
 from ..periods import Period, add_months
 from ..plans import BillingTiming, Plan, check_day_shift
 from ..timeutil import require_date
@@ -50,7 +50,8 @@ __all__ = ["Bill", "bills", "period_at", "recurring_start"]
 _SUBSCRIPTION: Final = InvoiceLineKind.SUBSCRIPTION
 _TRIAL: Final = InvoiceLineKind.TRIAL
 _SETUP_FEE: Final = InvoiceLineKind.SETUP_FEE
-_ZERO_DAYS: Final = timedelta(0)
+_ACTUAL: Final = DayCount.ACTUAL
+_NO_SHIFT: Final = timedelta(0)
 
 # One line of a bill, kept compact until ``Bill.lines`` is read:
 # (kind, amount, service start, service end, the stub's Proration or None).
@@ -120,7 +121,19 @@ def _boundary_of(anchor: date, period: Period) -> Callable[[int], date]:
     arithmetic: ``add_months`` clamps the anchor's day of month, days and weeks add days)."""
     months = period.in_months
     if months is not None:
-        return lambda k: add_months(anchor, months * k)
+        day = anchor.day
+        if day > 28:  # clamped to shorter months' ends
+            return lambda k: add_months(anchor, months * k)
+        base = anchor.year * 12 + anchor.month - 1
+
+        def by_months(k: int) -> date:  # no month is shorter than 28 days: nothing to clamp
+            year, month0 = divmod(base + months * k, 12)
+            try:
+                return date(year, month0 + 1, day)
+            except ValueError:
+                return add_months(anchor, months * k)  # outside the calendar: raises, naming it
+
+        return by_months
     days = period.in_days or 0
     ordinal = anchor.toordinal()
 
@@ -136,18 +149,24 @@ def _boundary_of(anchor: date, period: Period) -> Callable[[int], date]:
     return by_days
 
 
-def _index(anchor: date, period: Period, boundary: Callable[[int], date], day: date) -> int:
-    """The ``k`` with ``boundary(k) <= day < boundary(k + 1)``."""
+def _locate(
+    anchor: date, period: Period, boundary: Callable[[int], date], day: date
+) -> tuple[int, date, date]:
+    """``(k, boundary(k), boundary(k + 1))`` with ``boundary(k) <= day < boundary(k + 1)``."""
     months = period.in_months
     if months is not None:
         k = ((day.year - anchor.year) * 12 + day.month - anchor.month) // months
     else:
         k = (day.toordinal() - anchor.toordinal()) // (period.in_days or 1)
-    while boundary(k) > day:
+    lo = boundary(k)
+    while lo > day:
         k -= 1
-    while boundary(k + 1) <= day:
+        lo = boundary(k)
+    hi = boundary(k + 1)
+    while hi <= day:
         k += 1
-    return k
+        lo, hi = hi, boundary(k + 1)
+    return k, lo, hi
 
 
 def recurring_start(plan: Plan, start: date) -> date:
@@ -161,9 +180,8 @@ def period_at(
     """The whole period ``[b0, b1)`` of the plan's anchored sequence that holds ``day`` (the
     sequence from ``anchor``, or from ``recurring_start(plan, start)`` when ``anchor`` is None)."""
     origin = recurring_start(plan, start) if anchor is None else anchor
-    boundary = _boundary_of(origin, plan.period)
-    k = _index(origin, plan.period, boundary, day)
-    return boundary(k), boundary(k + 1)
+    _k, b0, b1 = _locate(origin, plan.period, _boundary_of(origin, plan.period), day)
+    return b0, b1
 
 
 # -- the checks --------------------------------------------------------------------------------------
@@ -210,10 +228,22 @@ def bills(
     >>> first.total, first.lines[0].description
     (Money('38.71', 'USD'), 'First period, prorated: 12 of 31 days (Feb 1 to Feb 13) of 100.00 USD = 38.71 USD')
     """
-    _check(plan, start, until, anchor, quantity)
-    convention = _day_count(day_count)
-    issue = check_day_shift(issue_shift, "issue_shift")
-    due = check_day_shift(due_shift, "due_shift", negative=False)
+    if not (  # the common case, checked at a glance; anything else is checked field by field
+        type(plan) is Plan
+        and type(start) is date
+        and type(until) is date
+        and start <= until
+        and (anchor is None or type(anchor) is date)
+        and type(quantity) is int
+        and quantity > 0
+    ):
+        _check(plan, start, until, anchor, quantity)
+    convention = day_count if day_count is _ACTUAL else _day_count(day_count)
+    if issue_shift is None and due_shift is None:
+        issue = due = _NO_SHIFT
+    else:
+        issue = check_day_shift(issue_shift, "issue_shift")
+        due = check_day_shift(due_shift, "due_shift", negative=False)
 
     head: list[Part] = []
     if plan.setup_fee is not None:
@@ -221,80 +251,99 @@ def bills(
     r0 = recurring_start(plan, start)
     if plan.trial is not None:
         head.append((_TRIAL, plan.trial.price.rounded(), start, r0, None))
-    recurring = () if plan.trial_only else _recurring(plan, r0, until, anchor, quantity, convention)
-
     out: list[Bill] = []
-    make = _bill_maker(plan, quantity, issue, due)
-    in_advance = plan.timing is BillingTiming.IN_ADVANCE
-    index = 0
+    if not plan.trial_only:
+        _recurring(out, plan, r0, until, anchor, quantity, convention, issue, due)
     if head:
-        parts = list(head)
-        if recurring and in_advance and recurring[0][2] == start:
-            parts.append(recurring[0])
-            index = 1
-        out.append(make(start, tuple(parts)))
-    for part in recurring[index:]:
-        out.append(make(part[2] if in_advance else part[3], (part,)))
+        if out and out[0].billed_on == start:  # in advance without a trial: one bill on start
+            head.extend(out.pop(0).parts)
+        out.insert(0, _bill(start, tuple(head), plan, quantity, issue, due))
     return tuple(out)
 
 
 def _recurring(
-    plan: Plan, r0: date, until: date, anchor: date | None, quantity: int, day_count: DayCount
-) -> tuple[Part, ...]:
-    """The recurring lines from ``r0`` billed on or before ``until``."""
+    out: list[Bill],
+    plan: Plan,
+    r0: date,
+    until: date,
+    anchor: date | None,
+    quantity: int,
+    day_count: DayCount,
+    issue: timedelta,
+    due: timedelta,
+) -> None:
+    """Append to ``out`` the bills of the recurring lines from ``r0`` billed by ``until``."""
     period = plan.period
     origin = r0 if anchor is None else anchor
     boundary = _boundary_of(origin, period)
-    k = _index(origin, period, boundary, r0)
-    b0 = boundary(k)
-    b1 = boundary(k + 1)
+    k, b0, b1 = _locate(origin, period, boundary, r0)
     limit = plan.occurrences
     in_advance = plan.timing is BillingTiming.IN_ADVANCE
     if (r0 if in_advance else b1) > until:
-        return ()
-    whole = (plan.price * quantity).rounded()
+        return
+    price = plan.price
+    whole = _scaled_half_up(price.amount, price.currency, quantity, 1)  # rounded once
     if b0 == r0:
-        first: Part = (_SUBSCRIPTION, whole, r0, b1, None)
+        first = _whole(whole, r0, b1)
     else:
         stub = prorate(
-            plan.price,
-            period_start=b0,
-            period_end=b1,
-            start=r0,
-            quantity=quantity,
-            day_count=day_count,
+            price, period_start=b0, period_end=b1, start=r0, quantity=quantity, day_count=day_count
         )
-        first = (_SUBSCRIPTION, stub.amount, r0, b1, stub)
-    out = [first]
+        first = ((_SUBSCRIPTION, stub.amount, r0, b1, stub),)
+    out.append(_bill(r0 if in_advance else b1, first, plan, quantity, issue, due))
     append = out.append
+    shifted = bool(issue or due)
+    kind, new, bill = _SUBSCRIPTION, _new_bill, Bill  # locals: read a million times
+    stop = limit or 0  # count never reaches 0: until cancelled
     count = 1
     start = b1
-    while limit is None or count < limit:
-        k += 1
-        end = boundary(k + 1)
-        if (start if in_advance else end) > until:
+    for end in _ends(origin, period, boundary, k):
+        on = start if in_advance else end
+        if on > until or count == stop:
             break
-        append((_SUBSCRIPTION, whole, start, end, None))
+        parts = ((kind, whole, start, end, None),)
+        if shifted:
+            append(_bill(on, parts, plan, quantity, issue, due))
+        else:  # the common case, inlined: billed, issued and due the same day
+            append(new(bill, (on, on, on, whole, plan, quantity, parts)))
         start = end
         count += 1
-    return tuple(out)
+
+
+def _ends(origin: date, period: Period, boundary: Callable[[int], date], k: int) -> Iterator[date]:
+    """``boundary(k + 2)``, ``boundary(k + 3)``, ...: the ends of the periods after the ``k``-th."""
+    months = period.in_months
+    if months is None or origin.day > 28:
+        while True:
+            k += 1
+            yield boundary(k + 1)
+    # months from an anchor on the 1st to the 28th never clamp: step the month index inline
+    first = origin.year * 12 + origin.month - 1
+    index = first + months * (k + 1)
+    day = origin.day
+    while True:
+        index += months
+        year, month0 = divmod(index, 12)
+        yield date(year, month0 + 1, day) if year < 10_000 else add_months(origin, index - first)
+
+
+def _whole(amount: Money, start: date, end: date) -> tuple[Part]:
+    return ((_SUBSCRIPTION, amount, start, end, None),)
 
 
 _new_bill: Final = tuple.__new__
 
 
-def _bill_maker(
-    plan: Plan, quantity: int, issue: timedelta, due: timedelta
-) -> Callable[[date, tuple[Part, ...]], Bill]:
-    shifted = issue != _ZERO_DAYS
-    due_shifted = due != _ZERO_DAYS
-
-    def make(billed_on: date, parts: tuple[Part, ...]) -> Bill:
-        issue_on = billed_on + issue if shifted else billed_on
-        due_on = issue_on + due if due_shifted else issue_on
-        total = parts[0][1]
-        for part in parts[1:]:
-            total = total + part[1]
-        return _new_bill(Bill, (billed_on, issue_on, due_on, total, plan, quantity, parts))
-
-    return make
+def _bill(
+    billed_on: date,
+    parts: tuple[Part, ...],
+    plan: Plan,
+    quantity: int,
+    issue: timedelta,
+    due: timedelta,
+) -> Bill:
+    issue_on = billed_on + issue
+    total = parts[0][1]
+    for part in parts[1:]:
+        total = total + part[1]
+    return _new_bill(Bill, (billed_on, issue_on, issue_on + due, total, plan, quantity, parts))
