@@ -45,7 +45,7 @@ from ..plans import BillingTiming, Plan, check_day_shift
 from ..timeutil import require_date
 from .proration import DayCount, Proration, _date_span, _day_count, prorate
 
-__all__ = ["Bill", "bills", "period_at", "recurring_start"]
+__all__ = ["Bill", "bills", "lines_ended", "period_at", "recurring_start"]
 
 _SUBSCRIPTION: Final = InvoiceLineKind.SUBSCRIPTION
 _TRIAL: Final = InvoiceLineKind.TRIAL
@@ -182,6 +182,20 @@ def period_at(
     origin = recurring_start(plan, start) if anchor is None else anchor
     _k, b0, b1 = _locate(origin, plan.period, _boundary_of(origin, plan.period), day)
     return b0, b1
+
+
+def lines_ended(plan: Plan, on: date, *, start: date, anchor: date | None = None) -> int:
+    """How many recurring lines of the order from ``start`` end on or before ``on`` (at most
+    ``occurrences``; none for a trial-only plan)."""
+    r0 = recurring_start(plan, start)
+    if plan.trial_only or on <= r0:
+        return 0
+    origin = r0 if anchor is None else anchor
+    boundary = _boundary_of(origin, plan.period)
+    first, _b0, _b1 = _locate(origin, plan.period, boundary, r0)
+    last, _b0, _b1 = _locate(origin, plan.period, boundary, on)
+    ended = last - first
+    return ended if plan.occurrences is None else min(ended, plan.occurrences)
 
 
 # -- the checks --------------------------------------------------------------------------------------
