@@ -163,7 +163,9 @@ def continue_from(
     )
 
 
-def settle(schedule: Schedule, today: date, day_count: DayCount | str) -> tuple[InvoiceLine, ...]:
+def settle(
+    schedule: Schedule, today: date, day_count: DayCount | str = DayCount.ACTUAL
+) -> tuple[InvoiceLine, ...]:
     """Settle the recurring line that holds ``today``: credit its unused part when it was billed
     in advance (before today), charge its used part when it is billed in arrears."""
     plan = schedule.plan
