@@ -112,7 +112,7 @@ def restart_trial(
     _check(schedule, today, until)
     trial = schedule.plan.trial
     if trial is None:
-        return _deny(schedule, action, today, TrialReason.NO_TRIAL, "The plan has no trial.")
+        return _no_trial(schedule, action, today)
     if (denied := _ended(schedule, action, today)) is not None:
         return denied
     adjustment = settle(schedule, today, day_count)
@@ -144,7 +144,8 @@ def skip_trial(
             action,
             today,
             TrialReason.TRIAL_ONLY,
-            "A trial-only order ends with its trial: there is no recurring billing to start.",
+            f"A trial-only order ends with its trial on {schedule.recurring_start.isoformat()}: "
+            "there is no recurring billing to start.",
         )
     begin = max(today, schedule.start)
     plan = attrs.evolve(billed_from(schedule, today), trial=None)
@@ -307,7 +308,8 @@ def force_bill(
             action,
             today,
             TrialReason.NOTHING_TO_BILL,
-            "Every recurring line of this order is billed already.",
+            f"Every recurring line of this order is billed already (it ends on "
+            f"{schedule.ends_on}).",
         )
     billed_on, part, line = upcoming[0]
     forced = attrs.evolve(
@@ -343,7 +345,7 @@ def _trial_check(
     """The denial of an action that needs a running trial, or None."""
     _check(schedule, today, until)
     if schedule.plan.trial is None:
-        return _deny(schedule, action, today, TrialReason.NO_TRIAL, "The plan has no trial.")
+        return _no_trial(schedule, action, today)
     if (denied := _ended(schedule, action, today)) is not None:
         return denied
     if not schedule.in_trial(today):
@@ -356,6 +358,18 @@ def _trial_check(
             f"{today.isoformat()}.",
         )
     return None
+
+
+def _no_trial(schedule: Schedule, action: TrialAction, today: date) -> TrialDecision:
+    plan = schedule.plan
+    return _deny(
+        schedule,
+        action,
+        today,
+        TrialReason.NO_TRIAL,
+        f"The plan ({plan.price} every {plan.period.describe()}, ordered "
+        f"{schedule.start.isoformat()}) has no trial.",
+    )
 
 
 def _ended(schedule: Schedule, action: TrialAction, today: date) -> TrialDecision | None:
