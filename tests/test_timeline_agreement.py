@@ -114,7 +114,7 @@ def test_bad_plan_or_shift_raises_naming_the_field(
 ) -> None:
     with pytest.raises(error) as caught:
         attrs.evolve(structure(SEED_000_ROW, Subscription), **changes_)
-    assert caught.value.field == f"$.{field}"
+    assert getattr(caught.value, "field", None) == f"$.{field}"
 
 
 def test_occurrences_and_trial_only_end_renewals() -> None:
