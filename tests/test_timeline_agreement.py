@@ -130,7 +130,9 @@ def test_occurrences_and_trial_only_end_renewals() -> None:
 def test_in_arrears_renewal_bills_the_term_that_ended() -> None:
     base = structure(SEED_000_ROW, Subscription)
     arrears = attrs.evolve(
-        base, plan=Plan(price=usd("40"), period=Period.years(1), timing="in_arrears")
+        base,
+        plan=Plan(price=usd("40"), period=Period.years(1), timing="in_arrears"),
+        renewal_inventory={"standard": 5},  # runs next term, billed at its end
     )
     r = renewal.renew(arrears, today=date(2026, 11, 22))
     (line,) = r.lines
@@ -141,6 +143,7 @@ def test_in_arrears_renewal_bills_the_term_that_ended() -> None:
         date(2026, 11, 22),
     )
     assert "in arrears" in r.explanation
+    assert r.subscription.inventory == {"standard": 5}
 
 
 # -- properties: the rules agree with the timeline -----------------------------------------------

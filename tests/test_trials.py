@@ -153,6 +153,31 @@ def test_force_bill_bills_the_next_line_now() -> None:
     assert in_trial.adjustment[0].amount == usd("25.81")
 
 
+def test_continuations_keep_the_occurrences_left() -> None:
+    three = Schedule(
+        plan=Plan(price=usd("10"), period=Period.months(1), occurrences=3), start=date(2026, 1, 1)
+    )
+    d = trials.force_bill(three, today=date(2026, 1, 10), until=UNTIL)
+    assert (d.adjustment[0].period_start, d.adjustment[0].amount) == (
+        date(2026, 2, 1),
+        usd("10.00"),
+    )
+    assert billed(d.bills) == [(date(2026, 3, 1), usd("10.00"))]  # the third and last
+    two = Schedule(
+        plan=Plan(price=usd("10"), period=Period.months(1), occurrences=2), start=date(2026, 1, 1)
+    )
+    last = trials.force_bill(two, today=date(2026, 1, 10), until=UNTIL)
+    assert last.bills == () and last.schedule.ends_on == date(2026, 3, 1)
+    moved = trials.change_billing_date(
+        three, anchor=date(2026, 1, 15), today=date(2026, 2, 10), until=UNTIL
+    )
+    assert [line.amount for line in moved.adjustment] == [usd("-6.79")]  # 19 of 28 days
+    assert billed(moved.bills) == [
+        (date(2026, 2, 10), usd("1.61")),
+        (date(2026, 2, 15), usd("10.00")),
+    ]
+
+
 @pytest.mark.parametrize(
     ("call", "reason"),
     [
