@@ -29,7 +29,9 @@ from decimal import ROUND_HALF_UP, Decimal
 from billing_core import Money, Period, Plan
 from billing_core.rules import timeline
 
-Order = tuple[Plan, Decimal, int, date, date, date]  # plan, its price, quantity, start, until, anchor
+Order = tuple[
+    Plan, Decimal, int, date, date, date
+]  # plan, its price, quantity, start, until, anchor
 Billed = list[tuple[date, Decimal]]
 
 

@@ -305,6 +305,8 @@ def _recurring(
         )
         first = ((_SUBSCRIPTION, stub.amount, r0, b1, stub),)
     out.append(_bill(r0 if in_advance else b1, first, plan, quantity, issue, due))
+    if limit == 1 or (in_advance and b1 > until):  # one line: no need for the sequence
+        return
     append = out.append
     shifted = bool(issue or due)
     kind, new, bill = _SUBSCRIPTION, _new_bill, Bill  # locals: read a million times
