@@ -151,6 +151,9 @@ def test_force_bill_bills_the_next_line_now() -> None:
     assert billed(d.bills) == [(date(2026, 4, 1), usd("100.00"))]
     in_trial = trials.force_bill(ORDER, today=IN_TRIAL, until=UNTIL)
     assert in_trial.adjustment[0].amount == usd("25.81")
+    soon = trials.force_bill(ORDER, today=PAID, until=date(2026, 2, 20))
+    assert soon.bills == () and soon.schedule.start == date(2026, 4, 1)
+    assert "Nothing more is billed through 2026-02-20." in soon.explanation
 
 
 def test_continuations_keep_the_occurrences_left() -> None:

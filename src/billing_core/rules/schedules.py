@@ -109,10 +109,13 @@ class Schedule:
     ) -> tuple[Bill, ...]:
         """The order's timeline through ``until``: ``timeline.bills`` of its plan, less the
         recurring lines that would start on or after ``ended_on``."""
+        require_date(until, "until")
+        if until < self.start:  # a continuation that starts later: nothing billed yet
+            return ()
         timeline = bills(
             self.plan,
             start=self.start,
-            until=max(until, self.start),
+            until=until,
             anchor=self.anchor,
             quantity=self.quantity,
             day_count=day_count,
