@@ -1,7 +1,7 @@
 """Trial and billing-date actions on an order (seed 002 order actions, seed 003 trial settings).
 
-A :class:`Schedule` is an order of a plan: its ``start``, ``anchor``, ``quantity`` and shifts,
-and ``ended_on`` once stopped. ``schedule.bills(until=)`` is its timeline
+A :class:`Schedule` (``rules.schedules``) is an order of a plan: its ``start``, ``anchor``,
+``quantity`` and shifts, and ``ended_on`` once stopped. ``schedule.bills(until=)`` is its timeline
 (``rules.timeline.bills``). Each action is a pure function of a schedule and ``today`` and answers
 with a :class:`TrialDecision`: ``schedule`` (the order from now on), ``adjustment`` (lines billed
 ``today`` for what the old timeline already billed or used), ``bills`` (the new timeline: its
@@ -22,8 +22,8 @@ billed yet, so an action taken today replaces it.
   the moved stub ``[today, b1)`` of the new sequence is the new timeline's first line.
 * ``force_bill``: the next recurring line not billed yet is billed today, for its full amount.
 
-Restart and billing-date changes settle the current period the same way as a billing-date
-change. Denials carry a :class:`TrialReason`: ``no_trial``, ``not_in_trial``, ``trial_only``,
+Restarting a trial settles the current period like a billing-date change
+(``rules.schedules.settle``). Denials carry a :class:`TrialReason`: ``no_trial``, ``not_in_trial``, ``trial_only``,
 ``trial_end_passed``, ``anchor_unchanged``, ``order_ended``, ``nothing_to_bill``.
 """
 
