@@ -6,6 +6,7 @@ import billing_core
 
 EXPECTED = {
     "BillingError",
+    "BillingTiming",
     "Certificate",
     "CertificateLine",
     "CertificateStatus",
@@ -37,6 +38,7 @@ EXPECTED = {
     "PaymentInstrument",
     "Period",
     "PeriodUnit",
+    "Plan",
     "PluginError",
     "PrecisionError",
     "Reason",
@@ -49,6 +51,7 @@ EXPECTED = {
     "Transaction",
     "TransactionKind",
     "TransactionStatus",
+    "Trial",
     "UnknownCurrencyError",
     "UnknownTimezoneError",
     "UsageEvent",

@@ -19,6 +19,7 @@ PURE = [
             "money",
             "currencies",
             "periods",
+            "plans",
             "timeutil",
             "errors",
             "decisions",

@@ -58,6 +58,7 @@ from .model import (
 )
 from .money import Money
 from .periods import Period, PeriodUnit, ServicePeriod, service_periods
+from .plans import BillingTiming, Plan, Trial
 
 if TYPE_CHECKING:
     from .engine import BillingEngine
@@ -67,6 +68,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BillingEngine",
     "BillingError",
+    "BillingTiming",
     "Certificate",
     "CertificateLine",
     "CertificateStatus",
@@ -98,6 +100,7 @@ __all__ = [
     "PaymentInstrument",
     "Period",
     "PeriodUnit",
+    "Plan",
     "PluginError",
     "PrecisionError",
     "Reason",
@@ -110,6 +113,7 @@ __all__ = [
     "Transaction",
     "TransactionKind",
     "TransactionStatus",
+    "Trial",
     "UnknownCurrencyError",
     "UnknownTimezoneError",
     "UsageEvent",

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -27,6 +27,7 @@ import attrs
 from .errors import CurrencyMismatchError, InvalidAmountError, InvalidTypeError, InvalidValueError
 from .money import Money, to_decimal
 from .periods import Period
+from .plans import Plan, check_day_shift
 from .timeutil import require_aware, require_date, timezone
 
 __all__ = [
@@ -404,6 +405,70 @@ class Subscription:
     """The recurrence's anchor (the first term's start); ``None`` means ``start``. Renewals move
     ``start`` to each new term and keep the anchor, so month ends never drift."""
 
+    plan: Plan | None = attrs.field(default=None)
+    """The plan behind the term: timing, trial, setup fee, occurrences. ``None`` (seed 000
+    rows): in advance, one ``term`` per period. Its ``period`` is the ``term``; each
+    certificate type's price per unit comes from ``unit_prices`` (see ``plans``)."""
+    issue_shift: timedelta | None = attrs.field(default=None)
+    """Bills are issued this many whole days after (negative: before) their billing date."""
+    due_shift: timedelta | None = attrs.field(default=None)
+    """Bills are due this many whole days after they are issued."""
+
+    @plan.validator
+    def _check_plan(self, _a: object, value: object) -> None:
+        if value is None:
+            return
+        if not isinstance(value, Plan):
+            raise InvalidTypeError(
+                f"must be a Plan or None, not {type(value).__name__}", field="plan", value=value
+            )
+        if value.period != self.term:
+            raise InvalidValueError(
+                f"must recur every term ({self.term.describe()}), not every "
+                f"{value.period.describe()}",
+                field="plan.period",
+                value=value.period,
+            )
+        for key, price in self.unit_prices.items():
+            if isinstance(price, Money) and price.currency != value.currency:
+                raise CurrencyMismatchError(
+                    f"must be in the plan's currency {value.currency}",
+                    field=f"unit_prices.{key}",
+                    value=price,
+                )
+
+    @issue_shift.validator
+    def _check_issue_shift(self, attribute: attrs.Attribute[Any], value: object) -> None:
+        check_day_shift(value, attribute.name)
+
+    @due_shift.validator
+    def _check_due_shift(self, attribute: attrs.Attribute[Any], value: object) -> None:
+        check_day_shift(value, attribute.name, negative=False)
+
+    @property
+    def plans(self) -> dict[str, Plan]:
+        """Each certificate type's plan: ``plan`` (or an in-advance plan of one ``term``) at the
+        type's unit price, so a seed-000 subscription is a set of plans too."""
+        if self.plan is None:
+            return {k: Plan(price=p, period=self.term) for k, p in self.unit_prices.items()}
+        return {k: attrs.evolve(self.plan, price=p) for k, p in self.unit_prices.items()}
+
+    @property
+    def period_start(self) -> date:
+        """The start of the whole anchored period that holds ``start``: ``start`` itself unless
+        the current term is a stub (``start`` between two boundaries from ``anchor``)."""
+        if self.anchor is None or self.anchor == self.start:
+            return self.start
+        return self.term.after(self.anchor, times=self._term_index() - 1)
+
+    def _term_index(self) -> int:
+        """How many terms from ``anchor`` the current term ends (``anchor`` set, before start)."""
+        assert self.anchor is not None
+        times = 1
+        while self.term.after(self.anchor, times=times) <= self.start:
+            times += 1
+        return times
+
     @anchor.validator
     def _check_anchor(self, _a: object, value: object) -> None:
         if value is None:
@@ -440,10 +505,7 @@ class Subscription:
         ``anchor`` after ``start`` (``term.after(start)`` when there is no anchor)."""
         if self.anchor is None or self.anchor == self.start:
             return self.term.after(self.start)
-        times = 1
-        while self.term.after(self.anchor, times=times) <= self.start:
-            times += 1
-        return self.term.after(self.anchor, times=times)
+        return self.term.after(self.anchor, times=self._term_index())
 
 
 @attrs.frozen(kw_only=True)
@@ -473,6 +535,8 @@ class InvoiceLineKind(enum.StrEnum):
     CREDIT = "credit"  # the unused part of an old price, given back (negative amount)
     RENEWAL = "renewal"  # the next term at the renewal inventory
     USAGE = "usage"  # a metered period's usage charge
+    TRIAL = "trial"  # a plan's trial, its total price (0.00 for a free trial)
+    SETUP_FEE = "setup_fee"  # a plan's one-off setup fee, never prorated
 
 
 def _to_invoice_line_kind(value: object) -> InvoiceLineKind:

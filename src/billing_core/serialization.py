@@ -6,7 +6,8 @@
   brackets (RFC 9557): ``"2026-03-29T10:00:00+01:00[Europe/London]"``, so a value read back does
   its calendar arithmetic in the same zone. ``date`` is ``"2026-11-21"``.
 * ``Period`` is an ISO 8601 duration (``"P1M"``); ``Fraction`` is ``"17/31"``; enums are their
-  string values.
+  string values. A ``timedelta`` (an issue or due shift) is a signed ISO 8601 duration in days
+  and seconds: ``"P14D"``, ``"-P2D"``, ``"PT90S"``.
 
 ``structure`` refuses what is not a value: a float where an amount belongs, a naive datetime, an
 unknown currency, a missing field, an extra field. It raises one ``StructureError`` whose
@@ -18,8 +19,9 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any, TypeVar
@@ -135,6 +137,37 @@ def _structure_period(value: object, _t: type) -> Period:
         raise
 
 
+_TIMEDELTA_RE = re.compile(r"^(-)?P(?:(\d+)D)?(?:T(\d+)(?:\.(\d{1,6}))?S)?$")
+
+
+def _unstructure_timedelta(delta: timedelta) -> str:
+    size = abs(delta)
+    text = f"{size.days}D" if size.days or not (size.seconds or size.microseconds) else ""
+    if size.seconds or size.microseconds:
+        fraction = f".{size.microseconds:06d}" if size.microseconds else ""
+        text += f"T{size.seconds}{fraction}S"
+    return f"{'-' if delta < timedelta(0) else ''}P{text}"
+
+
+def _structure_timedelta(value: object, _t: type) -> timedelta:
+    _expect(value, str, "an ISO 8601 duration string such as P14D")
+    assert isinstance(value, str)
+    m = _TIMEDELTA_RE.match(value)
+    if not m or value in ("P", "-P") or value.endswith("T"):
+        raise InvalidValueError(
+            f"must be a duration in days and seconds such as P14D or -P2D, not {value!r}",
+            field="",
+            value=value,
+        )
+    sign, days, seconds, fraction = m.groups()
+    delta = timedelta(
+        days=int(days or 0),
+        seconds=int(seconds or 0),
+        microseconds=int((fraction or "0").ljust(6, "0")),
+    )
+    return -delta if sign else delta
+
+
 def _structure_fraction(value: object, _t: type) -> Fraction:
     if isinstance(value, int) and not isinstance(value, bool):
         return Fraction(value)
@@ -195,6 +228,8 @@ def make_converter() -> cattrs.Converter:
     c.register_structure_hook(date, _structure_date)
     c.register_unstructure_hook(Period, Period.isoformat)
     c.register_structure_hook(Period, _structure_period)
+    c.register_unstructure_hook(timedelta, _unstructure_timedelta)
+    c.register_structure_hook(timedelta, _structure_timedelta)
     c.register_unstructure_hook(Fraction, str)
     c.register_structure_hook(Fraction, _structure_fraction)
     # StrEnums are also str: register on StrEnum itself so str's hooks do not win the dispatch.

@@ -11,6 +11,11 @@ seen on 2026-11-21, costs 181/365 of the price. A start today or later costs the
 start before the earliest start is denied with reason ``backdate_limit_exceeded``, naming the
 earliest allowed date.
 
+``assess_start(start, plan=, today=)`` reads a ``Plan`` instead of ``term`` and ``price``: its
+period is the term and its price per unit the price, so the term end and the charge agree with
+the first recurring line ``rules.timeline.bills`` makes for that plan from ``start`` (a plan with
+a trial starts its recurring term after the trial: backdate it with the timeline instead).
+
 All dates are plain local calendar dates in the customer's timezone (the caller converts with
 ``billing_core.timeutil.local_date``). ``today`` is always passed in; nothing here reads a clock.
 """
@@ -23,9 +28,10 @@ from fractions import Fraction
 import attrs
 
 from ..decisions import Decision, Reason
-from ..errors import InvalidTypeError
+from ..errors import InvalidTypeError, InvalidValueError
 from ..money import Money
 from ..periods import Period
+from ..plans import Plan
 from ..timeutil import require_date
 from .proration import prorate
 
@@ -64,6 +70,24 @@ def _check_term(term: object) -> Period:
     return term
 
 
+def _from_plan(plan: object, term: object, price: object) -> tuple[Period, Money]:
+    if not isinstance(plan, Plan):
+        raise InvalidTypeError(
+            f"must be a Plan or None, not {type(plan).__name__}", field="plan", value=plan
+        )
+    if term is not None or price is not None:
+        raise InvalidValueError(
+            "stands for term and price: pass the plan or them, not both", field="plan"
+        )
+    if plan.trial is not None:
+        raise InvalidValueError(
+            "must have no trial: the recurring term starts after it (use rules.timeline.bills)",
+            field="plan.trial",
+            value=plan.trial,
+        )
+    return plan.period, plan.price
+
+
 def earliest_start(term: Period, today: date) -> date:
     """The earliest allowed start: ``term.before(today) + 1 day``.
 
@@ -77,15 +101,25 @@ def earliest_start(term: Period, today: date) -> date:
     return term.before(today) + timedelta(days=1)
 
 
-def assess_start(start: date, *, term: Period, today: date, price: Money) -> BackdateDecision:
+def assess_start(
+    start: date,
+    *,
+    term: Period | None = None,
+    today: date,
+    price: Money | None = None,
+    plan: Plan | None = None,
+) -> BackdateDecision:
     """May a subscription of ``term`` at ``price`` start on ``start``, and what does it cost?
 
     Allowed from :func:`earliest_start` on; a start before ``today`` pays the prorated price of
     what is left of its term, a start today or later the full price. ``price`` is the price of
-    one whole term.
+    one whole term. ``plan`` stands for both (its period and price per unit).
     """
     require_date(start, "start")
+    if plan is not None:
+        term, price = _from_plan(plan, term, price)
     _check_term(term)
+    assert isinstance(term, Period)
     require_date(today, "today")
     if not isinstance(price, Money):
         raise InvalidTypeError(

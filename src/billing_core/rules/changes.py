@@ -16,6 +16,11 @@ credits only what the previous price still had to run and never what an earlier 
 (no compounding). Each line is rounded once, so the billed total is within half a minor unit
 per line of that sum; an upgrade and a downgrade back on the same day net to zero exactly.
 
+The subscription's plan gives the price per unit (``Subscription.plans``); a term that is a stub
+of an anchored period (``start`` between two boundaries from ``anchor``) is measured against the
+whole period ``[period_start, term_end)``, so a change on the term's first day charges exactly
+what ``rules.timeline.bills`` bills for that stub at the same quantity.
+
 ``at`` (when the change happens) is a plain local date or an aware datetime. With
 ``timezone=`` a datetime is first turned into the customer's local date, so a change at 23:30 in
 New York is billed from that New York day whatever the server's clock says.
@@ -90,8 +95,11 @@ def _remaining(
     term_end: date,
     at: date,
     day_count: DayCount | str,
+    whole_start: date | None = None,
 ) -> Proration:
-    """The remaining part of the term from ``at``, ``at`` named as such in errors."""
+    """The remaining part of the term from ``at``, ``at`` named as such in errors, measured
+    against the whole period ``[whole_start, term_end)`` (``whole_start`` defaults to
+    ``term_start``; a stub term is measured against its whole anchored period)."""
     if isinstance(at, datetime):
         require_aware(at, "at")
     elif not isinstance(at, date):
@@ -112,7 +120,7 @@ def _remaining(
     return prorate(
         price,
         quantity=quantity,
-        period_start=term_start,
+        period_start=term_start if whole_start is None else whole_start,
         period_end=term_end,
         start=at,
         day_count=day_count,
@@ -129,14 +137,16 @@ def inventory_addition_line(
     certificate_type: str = "",
     day_count: DayCount | str = DayCount.ACTUAL,
     subscription_id: str | None = None,
+    whole_start: date | None = None,
 ) -> InvoiceLine:
     """The ``PRORATION`` line for ``quantity`` units added at ``at`` to a running term.
 
-    ``unit_price`` is the price of one unit for the whole term ``[term_start, term_end)``.
+    ``unit_price`` is the price of one unit for the whole term ``[term_start, term_end)``
+    (``[whole_start, term_end)`` when the term is a stub of an anchored period).
     """
     _check_price(unit_price, "unit_price")
     _check_quantity(quantity)
-    part = _remaining(unit_price, quantity, term_start, term_end, at, day_count)
+    part = _remaining(unit_price, quantity, term_start, term_end, at, day_count, whole_start)
     what = f"{quantity} × {certificate_type}" if certificate_type else f"{quantity} unit(s)"
     return InvoiceLine(
         description=f"{what} added on {local_date(at).isoformat()}: {part.explanation}",
@@ -161,6 +171,7 @@ def price_change_lines(
     certificate_type: str = "",
     day_count: DayCount | str = DayCount.ACTUAL,
     subscription_id: str | None = None,
+    whole_start: date | None = None,
 ) -> tuple[InvoiceLine, InvoiceLine]:
     """The ``CREDIT`` line for the unused old price and the ``PRORATION`` line for the new one.
 
@@ -176,8 +187,8 @@ def price_change_lines(
             value=new_unit_price,
         )
     _check_quantity(quantity)
-    old = _remaining(old_unit_price, quantity, term_start, term_end, at, day_count)
-    new = _remaining(new_unit_price, quantity, term_start, term_end, at, day_count)
+    old = _remaining(old_unit_price, quantity, term_start, term_end, at, day_count, whole_start)
+    new = _remaining(new_unit_price, quantity, term_start, term_end, at, day_count, whole_start)
     what = f"{quantity} × {certificate_type}" if certificate_type else f"{quantity} unit(s)"
     day = local_date(at)
     common = {
@@ -229,8 +240,8 @@ def add_inventory(
     next invoice gets one ``PRORATION`` line for the rest of the term.
     """
     _check_quantity(quantity)
-    price = subscription.unit_prices.get(certificate_type)
-    if price is None:
+    plan = subscription.plans.get(certificate_type)
+    if plan is None:
         raise InvalidValueError(
             f"has no unit price in the subscription (priced: "
             f"{', '.join(sorted(subscription.unit_prices)) or 'none'})",
@@ -238,7 +249,7 @@ def add_inventory(
             value=certificate_type,
         )
     line = inventory_addition_line(
-        unit_price=price,
+        unit_price=plan.price,
         quantity=quantity,
         term_start=subscription.start,
         term_end=subscription.term_end,
@@ -246,6 +257,7 @@ def add_inventory(
         certificate_type=certificate_type,
         day_count=day_count,
         subscription_id=subscription.id,
+        whole_start=subscription.period_start,
     )
     inventory = dict(subscription.inventory)
     inventory[certificate_type] = inventory.get(certificate_type, 0) + quantity
@@ -313,12 +325,13 @@ def change_prices(
                 "must price every certificate type of the inventory",
                 field=f"unit_prices.{certificate_type}",
             )
-        old = subscription.unit_prices.get(certificate_type)
-        if old is None:
+        old_plan = subscription.plans.get(certificate_type)
+        if old_plan is None:
             raise InvalidValueError(
                 "has no unit price in the subscription",
                 field=f"subscription.unit_prices.{certificate_type}",
             )
+        old = old_plan.price
         if old == new and old.currency == new.currency:
             continue
         lines.extend(
@@ -332,6 +345,7 @@ def change_prices(
                 certificate_type=certificate_type,
                 day_count=day_count,
                 subscription_id=subscription.id,
+                whole_start=subscription.period_start,
             )
         )
     changed = attrs.evolve(subscription, unit_prices=dict(unit_prices))

@@ -47,6 +47,7 @@ import attrs
 from ..errors import BillingError, ConfigurationError, InvalidTypeError, InvalidValueError
 from ..model import InvoiceLine, InvoiceLineKind, UsageEvent
 from ..money import Money, to_decimal
+from ..plans import BillingTiming  # lives in the values layer; re-exported here
 from ..timeutil import local_date, require_aware
 from ..timeutil import timezone as _timezone
 from .pricing import Charge, PerUnit, PricingModel, check_model
@@ -83,13 +84,6 @@ class Dedup(enum.StrEnum):
 
     BY_ID = "by_id"
     SORTED_BY_ID = "sorted_by_id"
-
-
-class BillingTiming(enum.StrEnum):
-    """When a price is billed: in arrears (postpaid) or in advance (prepaid)."""
-
-    IN_ARREARS = "in_arrears"
-    IN_ADVANCE = "in_advance"
 
 
 def _member(kind: type[enum.StrEnum], value: object, field: str) -> Any:

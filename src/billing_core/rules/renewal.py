@@ -11,6 +11,16 @@ Term boundaries follow the recurrence's anchor, never a chain of clamped dates: 
 subscription first started on Jan 31 renews Feb 29, Mar 31, Apr 30, ... Pass the original start
 as ``anchor=`` when the subscription's ``start`` is a later term's start (it defaults to
 ``start``). Everything is a pure function of the subscription and ``today``.
+
+The subscription's plan (``Subscription.plan``; seed-000 rows have none and renew in advance
+until cancelled) decides the rest, so renewals agree with ``rules.timeline.bills``:
+
+* ``in_advance`` (the default): the renewal bills the *next* term, as above;
+* ``in_arrears``: the renewal bills the term that just *ended*, at the running inventory (one
+  ``SUBSCRIPTION`` line per type; a first term that was a stub of an anchored period is prorated
+  against its whole period, like the timeline's stub), and the renewal inventory runs next;
+* ``occurrences=N``: after N terms counted from the anchor the subscription expires instead of
+  renewing (an in-arrears one still bills its last term); a ``trial_only`` plan never renews.
 """
 
 from __future__ import annotations
@@ -24,7 +34,9 @@ from ..errors import InvalidTypeError, InvalidValueError
 from ..model import InvoiceLine, InvoiceLineKind, Subscription, SubscriptionState
 from ..money import Money
 from ..periods import ServicePeriod
+from ..plans import BillingTiming
 from ..timeutil import require_date
+from .proration import prorate
 
 __all__ = ["Renewal", "next_term", "renew", "renewal_lines"]
 
@@ -46,9 +58,7 @@ class Renewal:
     @property
     def total(self) -> Money | None:
         """The sum of the lines (``None`` when there is nothing to bill)."""
-        if not self.lines:
-            return None
-        return sum((line.amount for line in self.lines[1:]), self.lines[0].amount)
+        return _total(self.lines) if self.lines else None
 
 
 def _check_subscription(subscription: object) -> Subscription:
@@ -89,26 +99,41 @@ def next_term(subscription: Subscription, *, anchor: date | None = None) -> Serv
     )
 
 
+def _in_arrears(subscription: Subscription) -> bool:
+    plan = subscription.plan
+    return plan is not None and plan.timing is BillingTiming.IN_ARREARS
+
+
 def renewal_lines(
     subscription: Subscription, *, term: ServicePeriod | None = None
 ) -> tuple[InvoiceLine, ...]:
-    """One ``RENEWAL`` line per certificate type of the renewal inventory (zero quantities skipped).
+    """The lines a renewal bills, one per certificate type (zero quantities skipped).
 
-    Each line is quantity × unit price, rounded once; ``term`` (default: :func:`next_term`)
-    fills in the lines' service period.
+    In advance (the default): one ``RENEWAL`` line per type of the renewal inventory for the next
+    term, quantity × the plan's price per unit, rounded once; ``term`` (default:
+    :func:`next_term`) fills in the lines' service period. In arrears: one ``SUBSCRIPTION``
+    line per type of the running inventory for the term that ends at the renewal.
     """
     _check_subscription(subscription)
     period = next_term(subscription) if term is None else term
+    arrears = _in_arrears(subscription)
+    inventory = subscription.inventory if arrears else subscription.renewal_inventory
+    plans = subscription.plans
     lines = []
-    for certificate_type, quantity in sorted(subscription.renewal_inventory.items()):
+    for certificate_type, quantity in sorted(inventory.items()):
         if not quantity:
             continue
-        unit_price = subscription.unit_prices.get(certificate_type)
-        if unit_price is None:
+        plan = plans.get(certificate_type)
+        if plan is None:
             raise InvalidValueError(
-                "has no unit price for a certificate type of the renewal inventory",
+                "has no unit price for a certificate type of the "
+                f"{'running' if arrears else 'renewal'} inventory",
                 field=f"unit_prices.{certificate_type}",
             )
+        unit_price = plan.price
+        if arrears:
+            lines.append(_ended_term_line(subscription, certificate_type, quantity, unit_price))
+            continue
         exact = unit_price * quantity
         amount = exact.rounded()
         lines.append(
@@ -128,6 +153,33 @@ def renewal_lines(
             )
         )
     return tuple(lines)
+
+
+def _ended_term_line(
+    subscription: Subscription, certificate_type: str, quantity: int, unit_price: Money
+) -> InvoiceLine:
+    """The in-arrears charge of the term ending now: the whole term, or a stub's share of it."""
+    start, end = subscription.start, subscription.term_end
+    part = prorate(
+        unit_price,
+        period_start=subscription.period_start,
+        period_end=end,
+        start=start,
+        quantity=quantity,
+    )
+    return InvoiceLine(
+        description=(
+            f"Term {start.isoformat()} to {end.isoformat()}, in arrears: {quantity} × "
+            f"{certificate_type}: {part.explanation}"
+        ),
+        amount=part.amount,
+        kind=InvoiceLineKind.SUBSCRIPTION,
+        quantity=Decimal(quantity),
+        unit_price=unit_price,
+        period_start=start,
+        period_end=end,
+        subscription_id=subscription.id,
+    )
 
 
 def renew(subscription: Subscription, *, today: date, anchor: date | None = None) -> Renewal:
@@ -162,13 +214,17 @@ def renew(subscription: Subscription, *, today: date, anchor: date | None = None
                 f"expires at its term end {term_end.isoformat()}."
             ),
         )
-    if not subscription.auto_renew:
+    ending = _last_term(subscription, period)
+    if not subscription.auto_renew or ending:
+        final = renewal_lines(subscription, term=period) if _in_arrears(subscription) else ()
+        why = ending or "Auto-renewal is off"
+        billed = f"the ended term is billed {_total(final)}" if final else "nothing is billed"
         return Renewal(
             renewed=False,
             subscription=attrs.evolve(subscription, state=SubscriptionState.EXPIRED),
+            lines=final,
             explanation=(
-                f"Auto-renewal is off: the subscription expired at its term end "
-                f"{term_end.isoformat()}; nothing is billed."
+                f"{why}: the subscription expired at its term end {term_end.isoformat()}; {billed}."
             ),
         )
     lines = renewal_lines(subscription, term=period)
@@ -178,10 +234,11 @@ def renew(subscription: Subscription, *, today: date, anchor: date | None = None
         anchor=anchor if anchor is not None else (subscription.anchor or subscription.start),
         inventory=dict(subscription.renewal_inventory),
     )
-    if lines:
-        total = sum((line.amount for line in lines[1:]), lines[0].amount)
+    if lines and _in_arrears(subscription):
+        billed = f"billed {_total(lines)} in arrears for the term that ended"
+    elif lines:
         items = sorted((t, q) for t, q in subscription.renewal_inventory.items() if q)
-        billed = f"billed {total} for " + ", ".join(f"{q} × {t}" for t, q in items)
+        billed = f"billed {_total(lines)} for " + ", ".join(f"{q} × {t}" for t, q in items)
     else:
         billed = "with an empty renewal inventory, nothing is billed"
     return Renewal(
@@ -194,3 +251,19 @@ def renew(subscription: Subscription, *, today: date, anchor: date | None = None
             f"{period.end.isoformat()}, {billed}."
         ),
     )
+
+
+def _total(lines: tuple[InvoiceLine, ...]) -> Money:
+    return sum((line.amount for line in lines[1:]), lines[0].amount)
+
+
+def _last_term(subscription: Subscription, period: ServicePeriod) -> str:
+    """Why the term ending now is the plan's last (``""`` when it renews)."""
+    plan = subscription.plan
+    if plan is None:
+        return ""
+    if plan.trial_only:
+        return "The plan is trial-only"
+    if plan.occurrences is not None and period.index >= plan.occurrences:
+        return f"The plan's {plan.occurrences} term(s) are all billed"
+    return ""
