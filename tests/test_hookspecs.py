@@ -207,7 +207,9 @@ def test_known_settings_hook() -> None:
     def billing_core_known_settings() -> Mapping[str, str]:
         return {"acme_api_key": "the AcmePay secret key"}
 
-    plugin = types.SimpleNamespace(billing_core_known_settings=hookimpl(billing_core_known_settings))
+    plugin = types.SimpleNamespace(
+        billing_core_known_settings=hookimpl(billing_core_known_settings)
+    )
     plugins = Plugins(entry_points=False, settings={"acme_api_key": "sk_test", "sandbox": True})
     plugins.register(plugin)
     assert set(plugins.known_settings()) == {"acme_api_key", "sandbox"}
