@@ -53,7 +53,8 @@ def schema_revision(bind: str | Engine) -> SchemaRevision:
     script = ScriptDirectory.from_config(config)
     head = str(script.get_current_head())
     if isinstance(bind, str) and _missing_sqlite_file(bind):  # reading must not create it
-        return SchemaRevision(url=redact_url(bind), current=None, head=head)
+        shown = sa.make_url(bind).render_as_string(hide_password=True)
+        return SchemaRevision(url=shown, current=None, head=head)
     engine = bind if isinstance(bind, Engine) else make_engine(bind)
     heads: list[str] = []
 
