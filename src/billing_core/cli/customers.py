@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
+from datetime import UTC
 from typing import Any
 
 import attrs
@@ -72,7 +73,8 @@ def _subscription(sub: Subscription, lines: Sequence[InvoiceLine]) -> list[str]:
 
 def _transaction(t: Transaction) -> str:
     parts = [
-        f"  {t.id}  {t.created_at.date()}  {t.kind}  {t.status}  {t.amount}",
+        f"  {t.id}  {t.created_at.astimezone(UTC):%Y-%m-%d %H:%M}Z  {t.kind}  {t.status}  "
+        f"{t.amount}",
         "settled" if t.settled else "unsettled",
     ]
     if t.refunded.amount:
