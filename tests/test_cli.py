@@ -22,15 +22,12 @@ from typing import Any
 import attrs
 import pytest
 import sqlalchemy as sa
-from hypothesis import given
-from hypothesis import strategies as st
 
 from billing_core import BillingEngine, Customer, Money, Period, TransactionKind
 from billing_core.cli import db, main
 from billing_core.cli.leases import StepLeases
 from billing_core.engine import RefundOutcome
 from billing_core.plugins.manager import Plugins
-from billing_core.plugins.memory_store import MemoryStore
 from billing_core.plugins.records import QueueState
 from billing_core.plugins.sandbox_gateway import Fault
 from billing_core.plugins.sql_store import SqlStore
@@ -357,6 +354,33 @@ def test_worker_stops_gracefully_on_sigterm(seeded_sqlite: Seeded) -> None:
     assert out == "stopping (SIGTERM): finishing the current step\nstopped after 1 pass\n"
 
 
+def test_sigterm_mid_step_finishes_the_batch_and_skips_the_rest(seeded_sqlite: Seeded) -> None:
+    due = 40
+    queued_refunds(seeded_sqlite, due)
+    url = str(seeded_sqlite.store.url.render_as_string(hide_password=False))
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "billing_core", *PLUGIN, "worker", "--once", "--batch", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(url),
+    )
+    assert worker.stdout is not None
+    for line in worker.stdout:
+        if " so far " in line:  # the refund queue is working through its batches
+            worker.send_signal(signal.SIGTERM)
+            break
+    out, err = worker.communicate(timeout=60)
+    assert worker.returncode == 0, err
+    assert "stopping (SIGTERM): finishing the current step\n" in out
+    assert "reconcile" not in out, "the rest of the pass is skipped"
+    claimed = counted(out, "refund-queue", "claimed")
+    assert 0 < claimed < due
+    entries = seeded_sqlite.engine.refund_queue()
+    assert sum(e.state is QueueState.SUCCEEDED for e in entries) == claimed
+    assert not [e for e in entries if e.state is QueueState.CLAIMED], "no claim left half done"
+
+
 def test_worker_steps_and_a_held_lease(seeded_sqlite: Seeded, run: Any) -> None:
     url = str(seeded_sqlite.store.url.render_as_string(hide_password=False))
     due_subscriptions(seeded_sqlite, 2)
@@ -495,60 +519,3 @@ def test_customer_show_in_text_and_json(seeded: Seeded, run: Any) -> None:
         1,
         "billing-core: no customer 'c2' @ $.customer_id\n",
     )
-
-
-# -- step leases ---------------------------------------------------------------------------------------
-def test_a_step_lease_is_held_renewed_released_and_taken_over_after_expiry() -> None:
-    store = MemoryStore()
-    clock = ManualClock(datetime(2026, 11, 21, 9, 0, tzinfo=UTC))
-    a = StepLeases(store, owner="a", seconds=60, clock=clock)
-    b = StepLeases(store, owner="b", seconds=60, clock=clock)
-    held = a.take("renewals")
-    assert held is not None and held.until == datetime(2026, 11, 21, 9, 1, tzinfo=UTC)
-    assert b.take("renewals") is None
-    assert b.take("reconcile") is not None, "each step has its own lease"
-    clock.advance(seconds=50)
-    assert b.take("renewals", renew=True) is None, "only the holder renews"
-    renewed = a.take("renewals", renew=True)
-    assert renewed is not None and renewed.until == datetime(2026, 11, 21, 9, 1, 50, tzinfo=UTC)
-    clock.advance(seconds=60)
-    taken = b.take("renewals")
-    assert taken is not None and taken.owner == "b", "an expired lease is taken over"
-    a.release("renewals")
-    assert b.holder("renewals") == taken, "releasing someone else's lease does nothing"
-    b.release("renewals")
-    assert b.holder("renewals") is None
-
-
-@given(
-    st.lists(
-        st.tuples(
-            st.sampled_from("abc"),
-            st.sampled_from(["take", "renew", "release"]),
-            st.integers(0, 90),
-        ),
-        max_size=30,
-    )
-)
-def test_at_most_one_worker_holds_a_step_until_its_lease_expires(
-    moves: list[tuple[str, str, int]],
-) -> None:
-    store = MemoryStore()
-    clock = ManualClock(datetime(2026, 11, 21, 9, 0, tzinfo=UTC))
-    leases = {w: StepLeases(store, owner=w, seconds=60, clock=clock) for w in "abc"}
-    holder: str | None = None
-    until = clock()
-    for worker, move, wait in moves:
-        clock.advance(seconds=wait)
-        now = clock()
-        if move == "release":
-            leases[worker].release("step")
-            if holder == worker:
-                holder = None
-            continue
-        got = leases[worker].take("step", renew=move == "renew")
-        free = holder is None or until <= now
-        expected = holder == worker if move == "renew" else holder == worker or free
-        assert (got is not None) == expected, (worker, move, holder, until, now)
-        if got is not None:
-            holder, until = worker, got.until
