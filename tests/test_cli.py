@@ -390,19 +390,27 @@ def test_worker_steps_and_a_held_lease(seeded_sqlite: Seeded, run: Any) -> None:
         seconds=600,
         clock=lambda: datetime.now(UTC),
     )
-    assert leases.take("renewals") is not None
+    assert leases.take("charges") is not None  # another worker renews or reconciles
     held = run(*PLUGIN, "worker", "--once", "--steps", "renewals,reconcile", store=url)
-    assert held.returncode == 0, held.stderr
-    lines = held.stdout.splitlines()
-    assert lines[1:] == [
-        "pass 1 renewals: skipped, worker:elsewhere:1 holds the lease",
-        lines[2],
-        "stopped after 1 pass",
-    ]
+    assert (held.returncode, held.stdout.splitlines()[1:]) == (
+        0,
+        [
+            "pass 1 renewals: skipped, worker:elsewhere:1 holds the lease",
+            "pass 1 reconcile: skipped, worker:elsewhere:1 holds the lease",
+            "stopped after 1 pass",
+        ],
+    )
+    alone = run(*PLUGIN, "reconcile", store=url)
+    assert (alone.returncode, alone.stdout) == (
+        1,
+        "reconcile: skipped, worker:elsewhere:1 holds the lease\n",
+    )
+    leases.release("charges")
+    free = run(*PLUGIN, "worker", "--once", "--steps", "reconcile,renewals", store=url)
+    lines = free.stdout.splitlines()
+    assert lines[1].startswith("pass 1 renewals: renewed 2, expired 0 (")
     assert lines[2].startswith("pass 1 reconcile: checked 0, resolved 0, still unknown 0 (")
-    leases.release("renewals")
-    free = run(*PLUGIN, "worker", "--once", "--steps", "renewals", store=url)
-    assert free.stdout.splitlines()[1].startswith("pass 1 renewals: renewed 2, expired 0 (")
+    assert leases.holder("charges") is None, "released after each step"
     bad = run(*PLUGIN, "worker", "--once", "--steps", "renewal", store=url)
     assert bad.returncode == 2
     assert "no worker step 'renewal'; the steps are renewals, refund-queue, reconcile" in bad.stderr

@@ -1,4 +1,4 @@
-"""Step leases (``billing_core.cli.leases``): one worker at a time per exclusive step, taken over
+"""Step leases (``billing_core.cli.leases``): one worker at a time per lease name, taken over
 only once a lease has expired. The worker's use of them is tested end to end in test_cli.py."""
 
 from __future__ import annotations

@@ -10,7 +10,7 @@
 Modules, each named for what it holds: ``app`` (the parser, ``main``, exit codes), ``runtime``
 (global options, opening the store and the engine), ``schema`` (the schema revision), ``db``,
 ``worker`` (and ``reconcile``), ``steps`` (what a worker pass does), ``leases`` (one worker at a
-time per exclusive step), ``explain``, ``customers``. The CLI sits above the engine and uses only
+time per step lease), ``explain``, ``customers``. The CLI sits above the engine and uses only
 its public calls and store sessions for reads; see docs/cli.md.
 """
 

@@ -2,15 +2,16 @@
 
 Several ``billing-core worker`` processes may share one database. The refund queue needs no more
 than it has (each entry is claimed with its own lease), but ``renew_due`` and ``reconcile`` each
-read a list and act on all of it, so two workers running one of them at the same moment could
-both act on one subscription or one transaction. Such a step runs under a *step lease*: a row
+read a list and act on all of it, so two workers running them at the same moment could both act
+on one subscription or one transaction. Such steps run under a *step lease* (both under the one
+named ``charges``, see ``steps``): a row
 that names the worker holding it and until when, taken in one store transaction (the row lock on
 PostgreSQL, the write lock on SQLite), renewed by a heartbeat thread while the step runs, and
 released when it ends. A worker that finds the lease held skips the step for this pass; a worker
 that dies leaves a lease that expires after ``seconds`` and is then taken over.
 
 The lease is kept in the store's idempotency table (the ``Store`` protocol has no other
-compare-and-set row every store offers): key ``billing_core.worker.lease:<step>``, operation
+compare-and-set row every store offers): key ``billing_core.worker.lease:<name>``, operation
 ``worker.lease``, ``owner`` the worker's id, ``result["until"]`` the expiry. No engine call uses
 keys of that form.
 """

@@ -1,23 +1,30 @@
 """The worker's steps: what one pass of ``billing-core worker`` does, in order.
 
-A step is an object with a ``name``, an ``exclusive`` flag and ``run(context)`` returning its
-counts. ``DEFAULT_STEPS`` is the pass: renewals, the refund queue, reconcile. Invoicing and
-collection, when the engine grows them, are steps of their own inserted between renewals and the
-refund queue (invoice what renewed, collect what was invoiced, then retry refunds and reconcile
-what is in doubt); ``Worker(steps=...)`` and ``billing-core worker --steps`` take any sequence.
+A step is an object with a ``name``, a ``lease`` and ``run(context)`` returning its counts.
+``lease`` names the step lease it runs under (see ``leases``): steps sharing a lease name never
+run at the same time anywhere on the database; ``None`` means the step is safe to run in every
+worker at once. ``DEFAULT_STEPS`` is the pass: renewals, the refund queue, reconcile. Invoicing
+and collection, when the engine grows them, are steps of their own inserted between renewals
+and the refund queue (invoice what renewed, collect what was invoiced, then retry refunds and
+reconcile what is in doubt); ``Worker(steps=...)`` and ``billing-core worker --steps`` take any
+sequence.
 
 What each step guarantees when several workers share one database:
 
-* ``renewals`` (exclusive): ``renew_due`` renews every active subscription whose term has ended
-  and expires the ones that do not auto-renew. One worker at a time runs it (a step lease, see
-  ``leases``), and a renewal's charge carries a key derived from the subscription and the new
-  term's start, so a term is charged once even when a lease expires mid-step and the gateway
-  deduplicates by key.
-* ``refund-queue`` (shared): ``process_refund_queue`` in batches until nothing due is left; every
-  entry is claimed with its own lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so workers split
-  the queue, and a retry reuses the refund's gateway key, so no refund is paid twice.
-* ``reconcile`` (exclusive): asks the gateway about every transaction whose outcome is unknown
-  and records the answer; one worker at a time, so an answer is recorded once.
+* ``renewals`` (lease ``charges``): ``renew_due`` renews every active subscription whose term
+  has ended and expires the ones that do not auto-renew. One worker at a time runs it: two
+  ``renew_due`` calls at once would both renew (and charge) the same subscriptions, because the
+  engine reads the due list and acts on it without a claim. A renewal's charge carries a gateway
+  key derived from the subscription and the new term's start, so a gateway that deduplicates by
+  key charges a term once even if a lease were lost mid-step.
+* ``refund-queue`` (no lease): ``process_refund_queue`` in batches until nothing due is left;
+  every entry is claimed with its own lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so
+  workers split the queue, and a retry reuses the refund's gateway key, so no refund is paid
+  twice.
+* ``reconcile`` (lease ``charges``): asks the gateway about every transaction whose outcome is
+  unknown and records the answer. It shares the renewals' lease because a renewal's charge is
+  written ahead as ``unknown`` while its gateway call runs: reconciling it then would race the
+  worker that is waiting for the answer.
 
 Steps read results only through ``renewed``, ``claimed``/``succeeded``/``retry_later``/
 ``gave_up``/``unknown`` and ``checked``/``resolved``/``still_unknown``.
@@ -35,6 +42,7 @@ from ..errors import ConfigurationError
 from ..rules.permissions import Actor
 
 __all__ = [
+    "CHARGES_LEASE",
     "DEFAULT_STEPS",
     "Reconcile",
     "RefundQueue",
@@ -43,6 +51,10 @@ __all__ = [
     "StepContext",
     "choose_steps",
 ]
+
+
+CHARGES_LEASE = "charges"
+"""The lease of the steps that write charges ahead or resolve them: renewals and reconcile."""
 
 
 @attrs.frozen(kw_only=True)
@@ -63,8 +75,8 @@ class Step(Protocol):
     def name(self) -> str: ...
 
     @property
-    def exclusive(self) -> bool:
-        """Run by one worker at a time (under a step lease)."""
+    def lease(self) -> str | None:
+        """The step lease it runs under (one holder at a time), or ``None``: run everywhere."""
         ...
 
     def run(self, context: StepContext) -> Mapping[str, int]: ...
@@ -73,7 +85,7 @@ class Step(Protocol):
 @attrs.frozen
 class Renewals:
     name: str = "renewals"
-    exclusive: bool = True
+    lease: str | None = CHARGES_LEASE
 
     def run(self, context: StepContext) -> Mapping[str, int]:
         results = context.engine.renew_due(actor=context.actor)
@@ -84,7 +96,7 @@ class Renewals:
 @attrs.frozen
 class RefundQueue:
     name: str = "refund-queue"
-    exclusive: bool = False
+    lease: str | None = None
     batch: int = 100
 
     def run(self, context: StepContext) -> Mapping[str, int]:
@@ -102,7 +114,7 @@ class RefundQueue:
 @attrs.frozen
 class Reconcile:
     name: str = "reconcile"
-    exclusive: bool = True
+    lease: str | None = CHARGES_LEASE
 
     def run(self, context: StepContext) -> Mapping[str, int]:
         result = context.engine.reconcile()

@@ -28,7 +28,7 @@ from ..engine import BillingEngine
 from ..rules.permissions import Actor
 from .leases import StepLeases
 from .runtime import Exit, add_command, open_engine
-from .steps import DEFAULT_STEPS, Reconcile, Step, StepContext, choose_steps
+from .steps import CHARGES_LEASE, DEFAULT_STEPS, Step, StepContext, choose_steps
 
 __all__ = ["Worker", "register", "worker_actor"]
 
@@ -125,14 +125,14 @@ class Worker:
     @contextmanager
     def _lease(self, step: Step) -> Iterator[str | None]:
         """``None`` while this worker may run ``step``; else the holder's name."""
-        if not step.exclusive:
+        if step.lease is None:
             yield None
             return
-        with self.leases.holding(step.name) as lease:
+        with self.leases.holding(step.lease) as lease:
             if lease is not None:
                 yield None
                 return
-            held = self.leases.holder(step.name)
+            held = self.leases.holder(step.lease)
             yield held.owner if held is not None else "another worker"
 
 
@@ -180,14 +180,15 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _reconcile(args: argparse.Namespace) -> int:
-    """One reconcile pass, under the same step lease as the workers' (never two at once)."""
+    """One reconcile pass, under the workers' ``charges`` lease (never beside their renewals or
+    their reconcile)."""
     owner = f"cli:{socket.gethostname()}:{os.getpid()}"
     engine = open_engine(args, gateway_required=True, worker_id=owner)
     try:
         leases = StepLeases(engine.store, owner=owner, seconds=300.0, clock=engine.clock)
-        with leases.holding(Reconcile().name) as lease:
+        with leases.holding(CHARGES_LEASE) as lease:
             if lease is None:
-                held = leases.holder(Reconcile().name)
+                held = leases.holder(CHARGES_LEASE)
                 print(f"reconcile: skipped, {held.owner if held else 'a worker'} holds the lease")
                 return Exit.DENIED
             result = engine.reconcile()
