@@ -23,9 +23,11 @@ import attrs
 import pytest
 import sqlalchemy as sa
 
+import billing_core
 from billing_core import BillingEngine, Customer, Money, Period, TransactionKind
 from billing_core.cli import db, main
 from billing_core.cli.leases import StepLeases
+from billing_core.cli.schema import head_revision
 from billing_core.engine import RefundOutcome
 from billing_core.plugins.manager import Plugins
 from billing_core.plugins.records import QueueState
@@ -40,6 +42,8 @@ TESTS = Path(__file__).resolve().parent
 ADMIN = Actor(id="ada", role="admin")
 USD = "USD"
 PLUGIN = ("--plugin", "cli_gateway_plugin", "--gateway", "shared")
+HEAD = head_revision()
+VERSIONS = Path(billing_core.__file__).parent / "plugins" / "migrations" / "versions"
 
 
 def cli(
@@ -252,22 +256,23 @@ def test_an_unexpected_error_exits_3(
 # -- db --------------------------------------------------------------------------------------------
 def test_db_upgrade_and_current(store_url: str, run: Any) -> None:
     shown = sa.make_url(store_url).render_as_string(hide_password=True)
+    assert sorted(p.stem[:4] for p in VERSIONS.glob("[0-9]*.py"))[-1] == HEAD
     before = run("db", "current", store=store_url)
     assert (before.returncode, before.stdout) == (
         1,
-        f"{shown}: revision none, not the latest (0001)\n",
+        f"{shown}: revision none, not the latest ({HEAD})\n",
     )
     refused = run("customer", "show", "c1", store=store_url)
     assert refused.returncode == 2
-    assert "schema is at revision none, not the latest 0001: run `billing-core db upgrade`" in (
+    assert f"schema is at revision none, not the latest {HEAD}: run `billing-core db upgrade`" in (
         refused.stderr
     )
     up = cli("db", "upgrade", store=store_url)
-    assert (up.returncode, up.stdout) == (0, f"{shown}: upgraded from revision none to 0001\n")
+    assert (up.returncode, up.stdout) == (0, f"{shown}: upgraded from revision none to {HEAD}\n")
     again = run("db", "upgrade", "--store", store_url)  # global options may follow the command
-    assert again.stdout == f"{shown}: already at revision 0001, the latest\n"
+    assert again.stdout == f"{shown}: already at revision {HEAD}, the latest\n"
     now = run("db", "current", store=store_url)
-    assert (now.returncode, now.stdout) == (0, f"{shown}: revision 0001, the latest\n")
+    assert (now.returncode, now.stdout) == (0, f"{shown}: revision {HEAD}, the latest\n")
 
 
 def test_db_current_leaves_a_missing_sqlite_file_missing(tmp_path: Path, run: Any) -> None:

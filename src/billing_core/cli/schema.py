@@ -19,7 +19,7 @@ from ..plugins.manager import redact_url
 from ..plugins.sql_schema import is_memory_sqlite
 from ..plugins.sql_store import MIGRATIONS, make_engine
 
-__all__ = ["SchemaRevision", "require_latest", "schema_revision"]
+__all__ = ["SchemaRevision", "head_revision", "require_latest", "schema_revision"]
 
 
 @attrs.frozen(kw_only=True)
@@ -44,6 +44,13 @@ def _config() -> Any:
     return config
 
 
+def head_revision() -> str:
+    """The latest revision the installed billing_core's migrations reach."""
+    from alembic.script import ScriptDirectory
+
+    return str(ScriptDirectory.from_config(_config()).get_current_head())
+
+
 def schema_revision(bind: str | Engine) -> SchemaRevision:
     """Read the database's revision (without changing anything) and the migrations' head."""
     from alembic.runtime.environment import EnvironmentContext
@@ -51,7 +58,7 @@ def schema_revision(bind: str | Engine) -> SchemaRevision:
 
     config = _config()
     script = ScriptDirectory.from_config(config)
-    head = str(script.get_current_head())
+    head = head_revision()
     if isinstance(bind, str) and _missing_sqlite_file(bind):  # reading must not create it
         shown = sa.make_url(bind).render_as_string(hide_password=True)
         return SchemaRevision(url=shown, current=None, head=head)
