@@ -100,8 +100,9 @@ class Plugins:
 
     ``clock`` is the engine's clock, handed to provider hooks (the sandbox gateway settles on
     it); ``settings`` are the host's plugin settings, handed to them too (``sandbox=False`` turns
-    the built-in sandboxes off); a key no plugin declares is refused (``check_settings``). ``default_gateway`` and ``default_certificate_provider`` name
-    the ones to use when a call names none and no ``billing_core_choose_gateway`` decides.
+    the built-in sandboxes off; a key no plugin declares is refused, see ``check_settings``).
+    ``default_gateway`` and ``default_certificate_provider`` name the ones to use when a call
+    names none and no ``billing_core_choose_gateway`` decides.
     """
 
     def __init__(
