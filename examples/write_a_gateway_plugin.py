@@ -35,7 +35,7 @@ def main() -> None:
         clock=clock, plugins=[acme_gateway], entry_points=False, settings={"sandbox": False}
     )
     print(f"gateways offered by the plugins: {sorted(plugins.gateways())}")
-    engine = BillingEngine(store="memory://", clock=clock, plugins=plugins)
+    engine = BillingEngine(store="memory://", clock=clock, plugins=plugins, gateway="acme")
     admin = Actor(id="ada", role="admin")
     engine.add_customer(Customer(id="c1", company="Acme Widgets"), actor=admin)
 

@@ -30,6 +30,7 @@ from billing_core import (
     TransactionKind,
     TransactionStatus,
 )
+from billing_core.errors import ConfigurationError
 from billing_core.plugins import events, hookspecs
 from billing_core.plugins.hookspecs import PROJECT, hookimpl
 from billing_core.plugins.manager import Plugins
@@ -186,13 +187,36 @@ def test_payment_gateways_hook() -> None:
         seen.append(settings)
         return [mine]
 
+    def billing_core_known_settings() -> Mapping[str, str]:
+        return {"region": "where payments are processed"}
+
     plugins = Plugins(entry_points=False, settings={"region": "eu"})
     plugins.register(
-        types.SimpleNamespace(billing_core_payment_gateways=hookimpl(billing_core_payment_gateways))
+        types.SimpleNamespace(
+            billing_core_payment_gateways=hookimpl(billing_core_payment_gateways),
+            billing_core_known_settings=hookimpl(billing_core_known_settings),
+        )
     )
     assert plugins.gateways() == {"sandbox": plugins.gateway("sandbox"), "mine": mine}
     assert plugins.gateway("mine") is mine
     assert seen == [{"region": "eu"}], "called once, with the settings"
+
+
+@exercises("billing_core_known_settings")
+def test_known_settings_hook() -> None:
+    def billing_core_known_settings() -> Mapping[str, str]:
+        return {"acme_api_key": "the AcmePay secret key"}
+
+    plugin = types.SimpleNamespace(
+        billing_core_known_settings=hookimpl(billing_core_known_settings)
+    )
+    plugins = Plugins(entry_points=False, settings={"acme_api_key": "sk_test", "sandbox": True})
+    plugins.register(plugin)
+    assert set(plugins.known_settings()) == {"acme_api_key", "sandbox"}
+    assert "sandbox" in plugins.gateways(), "declared keys pass the check"
+    plugins.unregister(plugins.plugin_names()[-1])
+    with pytest.raises(ConfigurationError, match="unknown setting 'acme_api_key'"):
+        plugins.gateways()
 
 
 @exercises("billing_core_certificate_providers")

@@ -1,6 +1,6 @@
 """The built wheel works on its own: installed without extras in a fresh venv, it runs the README's
-Python tour and the quickstart story on SQLite, from a directory outside the repository (so the
-installed package is imported, never ``src/``).
+Python tour, the quickstart story and the ``billing-core`` console script on SQLite, from a
+directory outside the repository (so the installed package is imported, never ``src/``).
 
 Building and installing takes a minute, so this test carries the ``wheel`` marker and runs only
 when asked: ``python3 dev.py test -m wheel`` (``.ci/run`` does, on the wheel it built and checked
@@ -92,3 +92,31 @@ def test_postgresql_without_its_extra_names_the_extra(installed: Path, tmp_path:
     out = _check([str(installed), "-c", code], tmp_path)
     assert "billing_core[postgres]" in out
     assert "secret" not in out
+
+
+def test_the_console_script_migrates_and_explains(installed: Path, tmp_path: Path) -> None:
+    script = installed.with_name("billing-core.exe" if os.name == "nt" else "billing-core")
+    store = ("--store", "sqlite:///billing.sqlite3")
+    assert "upgraded from revision none to" in _check(
+        [str(script), *store, "db", "upgrade"], tmp_path
+    )
+    assert "the latest" in _check([str(script), *store, "db", "current"], tmp_path)
+    explained = _check(
+        [
+            str(script),
+            "explain",
+            "start",
+            "--start",
+            "2026-05-21",
+            "--term",
+            "P1Y",
+            "--price",
+            "100.00",
+            "--currency",
+            "USD",
+            "--today",
+            "2026-11-21",
+        ],
+        tmp_path,
+    )
+    assert explained.startswith("start 2026-05-21: allowed, charge 49.59 USD")

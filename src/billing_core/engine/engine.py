@@ -26,12 +26,12 @@ from typing import Any, TypeVar
 
 import attrs
 
-from ..errors import InvalidTypeError, NotFoundError, PrecisionError
+from ..errors import ConfigurationError, InvalidTypeError, NotFoundError, PrecisionError
 from ..model import Customer, InvoiceLine, Subscription, SubscriptionState, Transaction, UsageEvent
 from ..money import Money
 from ..periods import Period
 from ..plugins.events import CertificateCancellation, Event
-from ..plugins.manager import Plugins
+from ..plugins.manager import GatewayMode, Plugins, gateway_mode
 from ..plugins.protocols import CertificateProvider, PaymentGateway, Store
 from ..plugins.records import AuditEntry, QueueEntry
 from ..rules import metering
@@ -129,8 +129,11 @@ class BillingEngine:
 
     ``store`` is a ``Store`` or a URL opened through the plugins (``"memory://"``,
     ``"sqlite:///billing.sqlite3"``, ``"postgresql+psycopg://..."``). ``gateway`` and
-    ``certificate_provider`` are provider objects or names; without them the plugins' defaults
-    are used (the built-in sandboxes unless ``settings={"sandbox": False}``).
+    ``certificate_provider`` are provider objects or names (``gateway="sandbox"`` for fake
+    payments); without them the plugins' defaults are used (the built-in sandboxes unless
+    ``settings={"sandbox": False}``). A missing gateway fails here, not at the first payment;
+    ``gateway_mode`` says whether money is real, and falling back on the sandbox unasked is
+    logged at INFO (see docs/engine.md, "Gateway modes").
     """
 
     def __init__(
@@ -150,16 +153,30 @@ class BillingEngine:
         ids: Callable[[str], str] | None = None,
         lease_seconds: int = 300,
     ) -> None:
+        if plugins is not None and settings is not None:
+            raise ConfigurationError(
+                "give the settings to Plugins(settings=...) when passing plugins=, not to the "
+                "engine (it would ignore them)",
+                field="settings",
+            )
         self.clock = clock or _wall_clock
         self.plugins = plugins or Plugins(clock=self.clock, settings=settings)
         self.store = self.plugins.store(store) if isinstance(store, str) else store
         gateways = dict(self.plugins.gateways())
         if isinstance(gateway, str) or gateway is None:
-            default = self.plugins.gateway(gateway) if gateways else None
+            default = self.plugins.gateway(gateway)  # PluginError now if there is none
         else:
             default = gateway
-        if default is not None:
-            gateways[default.name] = default
+        gateways[default.name] = default
+        self.gateway_mode: GatewayMode = gateway_mode(default)
+        """``"sandbox"`` when payments are fake (the built-in sandbox), ``"live"`` otherwise."""
+        implicit = gateway is None and self.plugins.default_gateway is None
+        if implicit and self.gateway_mode is GatewayMode.SANDBOX:
+            _log.info(
+                "no gateway named: using the built-in sandbox gateway %r, payments are fake "
+                "(pass gateway='sandbox' to say so, or name your gateway plugin)",
+                default.name,
+            )
         if isinstance(certificate_provider, str) or certificate_provider is None:
             providers = self.plugins.certificate_providers()
             provider = (
@@ -173,7 +190,7 @@ class BillingEngine:
         self.ctx = EngineContext(
             store=self.store,
             gateways=gateways,
-            default_gateway=default.name if default is not None else None,
+            default_gateway=default.name,
             certificate_provider=provider,
             clock=self.clock,
             refund_policy=refund_policy or RefundPolicy(),

@@ -10,9 +10,13 @@
   clock.
 * ``billing_core_certificate_providers``: the ``SandboxCertificateProvider`` named ``sandbox``.
 
-The sandboxes are always there, so an example runs with no set-up. A production host turns them
-off with the setting ``sandbox=False`` (then a missing gateway plugin is a ``PluginError``, never
-a silent sandbox).
+* ``billing_core_known_settings``: the one setting the built-ins read, ``sandbox`` (a bool).
+
+The sandboxes are there unless the setting ``sandbox`` is ``False``, so an example runs with no
+set-up. A production host turns them off (then a missing gateway plugin is a ``PluginError`` when
+the engine is constructed, never a silent sandbox) and names its gateway; an engine that falls
+back on the sandbox without being told says so (``BillingEngine.gateway_mode``, see
+``docs/engine.md``).
 """
 
 from __future__ import annotations
@@ -26,8 +30,10 @@ from .hookspecs import Clock, hookimpl
 from .protocols import CertificateProvider, PaymentGateway, Store
 
 __all__ = [
+    "SANDBOX_SETTING",
     "SQL_SCHEMES",
     "billing_core_certificate_providers",
+    "billing_core_known_settings",
     "billing_core_payment_gateways",
     "billing_core_store",
 ]
@@ -37,6 +43,10 @@ SQL_SCHEMES = frozenset({"sqlite", "postgresql", "postgres"})
 
 _DRIVERS = {"psycopg": "postgres", "psycopg2": "postgres"}
 """Database drivers the SQL store may need, and the billing_core extra that installs them."""
+
+SANDBOX_SETTING = "sandbox"
+"""The setting that turns the built-in sandbox gateway and certificate provider on (the default)
+or off (``False``)."""
 
 
 def _require_driver(url: str, scheme: str) -> None:
@@ -55,7 +65,22 @@ def _require_driver(url: str, scheme: str) -> None:
 
 
 def _sandbox_enabled(settings: Mapping[str, Any]) -> bool:
-    return bool(settings.get("sandbox", True))
+    value = settings.get(SANDBOX_SETTING, True)
+    if not isinstance(value, bool):  # bool("false") is True: never guess
+        raise ConfigurationError(
+            f"must be True or False, not {value!r}",
+            field=f"settings.{SANDBOX_SETTING}",
+            value=value,
+        )
+    return value
+
+
+@hookimpl
+def billing_core_known_settings() -> Mapping[str, str]:
+    return {
+        SANDBOX_SETTING: "True (default) offers the built-in sandbox gateway and certificate "
+        "provider; False turns them off"
+    }
 
 
 @hookimpl(trylast=True)

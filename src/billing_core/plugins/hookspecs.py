@@ -8,7 +8,8 @@ Third-party plugins are found through the ``billing_core`` entry-point group; th
 **Providers.** ``billing_core_payment_gateways``, ``billing_core_certificate_providers`` and
 ``billing_core_store`` hand the engine the objects it works with; they satisfy the Protocols in
 ``billing_core.plugins.protocols``. ``billing_core_choose_gateway`` picks the gateway for a
-payment when several are installed.
+payment when several are installed. ``billing_core_known_settings`` declares the settings keys a
+plugin reads (any other key is refused).
 
 **Events.** Every other hook receives one event, a frozen attrs object from
 ``billing_core.plugins.events``, after the engine has committed what it describes. Event hooks
@@ -75,6 +76,17 @@ def billing_core_certificate_providers(
 
     Called once per ``Plugins``, like ``billing_core_payment_gateways``; each provider's ``name``
     must be unique across all plugins.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def billing_core_known_settings() -> Mapping[str, str]:
+    """Declare the settings keys this plugin reads, each with a one-line description.
+
+    ``Plugins(settings=...)`` refuses a key that no registered plugin declares, naming it and
+    the known ones (a misspelt ``"sandbx"`` must not be ignored); the check runs before the
+    provider hooks are called. The built-ins declare ``sandbox``.
     """
     raise NotImplementedError
 

@@ -14,10 +14,17 @@ Gateways and certificate providers are collected once per plugin and kept (a san
 ledger for the lifetime of the ``Plugins``); ``store()`` opens a new store on every call. Every
 set-up problem is a ``PluginError`` that says what to do: no gateway or store configured, two
 plugins offering one name (both plugins are named), a name nobody offers.
+
+**Settings are checked.** Each plugin declares the keys it reads (``billing_core_known_settings``;
+the built-ins declare ``sandbox``). Before the provider hooks first see ``settings``, a key no
+registered plugin declares is a ``ConfigurationError`` naming the key and the known ones, so a
+misspelt ``{"sandbx": False}`` stops the host instead of leaving payments fake.
 """
 
 from __future__ import annotations
 
+import difflib
+import enum
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -26,19 +33,40 @@ from typing import Any, TypeGuard, TypeVar
 
 import pluggy
 
-from ..errors import InvalidTypeError, PluginError
+from ..errors import ConfigurationError, InvalidTypeError, PluginError
 from ..model import Customer
 from . import builtins, hookspecs
 from .events import Event
 from .hookspecs import PROJECT, Clock
 from .protocols import CertificateProvider, GatewayRequest, PaymentGateway, Store
 
-__all__ = ["BUILTINS_NAME", "Plugins", "get_plugin_manager", "redact_url"]
+__all__ = [
+    "BUILTINS_NAME",
+    "GatewayMode",
+    "Plugins",
+    "gateway_mode",
+    "get_plugin_manager",
+    "redact_url",
+]
 
 BUILTINS_NAME = "billing_core.builtins"
 """The name the built-in plugins are registered under."""
 
 _T = TypeVar("_T")
+
+
+class GatewayMode(enum.StrEnum):
+    """Whether money is real: what ``BillingEngine.gateway_mode`` answers."""
+
+    SANDBOX = "sandbox"  # the built-in SandboxGateway: payments are fake
+    LIVE = "live"  # any other gateway: a plugin's, or one the host passed in
+
+
+def gateway_mode(gateway: PaymentGateway) -> GatewayMode:
+    """``SANDBOX`` for the built-in sandbox gateway (or any ``SandboxGateway``), else ``LIVE``."""
+    from .sandbox_gateway import SandboxGateway
+
+    return GatewayMode.SANDBOX if isinstance(gateway, SandboxGateway) else GatewayMode.LIVE
 
 
 def get_plugin_manager(
@@ -72,8 +100,9 @@ class Plugins:
 
     ``clock`` is the engine's clock, handed to provider hooks (the sandbox gateway settles on
     it); ``settings`` are the host's plugin settings, handed to them too (``sandbox=False`` turns
-    the built-in sandboxes off). ``default_gateway`` and ``default_certificate_provider`` name
-    the ones to use when a call names none and no ``billing_core_choose_gateway`` decides.
+    the built-in sandboxes off; a key no plugin declares is refused, see ``check_settings``).
+    ``default_gateway`` and ``default_certificate_provider`` name the ones to use when a call
+    names none and no ``billing_core_choose_gateway`` decides.
     """
 
     def __init__(
@@ -128,6 +157,41 @@ class Plugins:
     def plugin_names(self) -> list[str]:
         """The names of the registered plugins, in registration order."""
         return [name for name, _ in self.pm.list_name_plugin()]
+
+    # -- settings --------------------------------------------------------------------------------
+    def known_settings(self) -> dict[str, str]:
+        """The settings keys the registered plugins declare, each with its description."""
+        known: dict[str, str] = {}
+        for impl in self.pm.hook.billing_core_known_settings.get_hookimpls():
+            declared = impl.function()
+            if not isinstance(declared, Mapping) or not all(
+                isinstance(key, str) and key for key in declared
+            ):
+                raise PluginError(
+                    f"plugin {self._describe(impl.plugin_name)} returned {declared!r} from "
+                    "billing_core_known_settings, which is not a mapping of setting name to "
+                    "description"
+                )
+            known.update({key: str(text) for key, text in declared.items()})
+        return known
+
+    def check_settings(self) -> None:
+        """Refuse a settings key that no registered plugin declares: a ``ConfigurationError``
+        naming the key, the closest known one and all of them. Runs before the provider hooks
+        are first called; a host may call it earlier, once its plugins are registered."""
+        known = self.known_settings()
+        for key in self.settings:
+            if key in known:
+                continue
+            close = difflib.get_close_matches(str(key), list(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigurationError(
+                f"unknown setting {key!r}{hint}; the known settings are "
+                f"{', '.join(sorted(known)) or 'none'} (a plugin declares the settings it reads "
+                "with billing_core_known_settings)",
+                field="settings",
+                value=key,
+            )
 
     # -- gateways and certificate providers ----------------------------------------------------
     def gateways(self) -> dict[str, PaymentGateway]:
@@ -243,6 +307,7 @@ class Plugins:
         kwargs: dict[str, object] = {"clock": self.clock, "settings": self.settings}
         found: dict[str, tuple[str, _T]] = {}
         with self._lock:
+            self.check_settings()
             caller = getattr(self.pm.hook, hook_name)
             for impl in caller.get_hookimpls():  # in registration order
                 if impl.wrapper or impl.hookwrapper:
