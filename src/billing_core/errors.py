@@ -20,6 +20,8 @@ catch: a wrong *type* is a ``TypeError``, a wrong *value* a ``ValueError``.
     │   └── OperationInProgressError   the key's first execution has not finished yet
     ├── ConflictError                  the store refused a write another worker raced us to
     ├── NotFoundError (LookupError)    no customer, subscription or transaction with that id
+    ├── PermissionDeniedError          a read by an actor the permission policy refuses (a read has
+    │   (PermissionError)              no result to carry the denial; every other call answers one)
     └── GatewayError                   a provider broke its contract (not a decline: declines are outcomes)
 
 Every error carries ``field`` (the path of the offending input, ``$.refund.amount``), ``value``
@@ -44,6 +46,7 @@ __all__ = [
     "NaiveDatetimeError",
     "NotFoundError",
     "OperationInProgressError",
+    "PermissionDeniedError",
     "PluginError",
     "PrecisionError",
     "StructureError",
@@ -170,6 +173,11 @@ class ConflictError(BillingError):
 
 class NotFoundError(BillingError, LookupError):
     """No record with the given id."""
+
+
+class PermissionDeniedError(BillingError, PermissionError):
+    """A read (``engine.transaction(...)``, ``engine.audit_log()``, ...) by an actor the permission
+    policy refuses. Calls that change something answer a denial instead of raising."""
 
 
 class GatewayError(BillingError):
