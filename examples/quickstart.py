@@ -200,7 +200,7 @@ def story(db: Path) -> None:
         idempotency_key="usage-2026-12",
         actor=ADMIN,
     )
-    say(f"{stored} events stored (duplicates ignored). {closed.explanation}")
+    say(f"{stored.recorded} events stored (duplicates ignored). {closed.explanation}")
 
     heading("Permissions")
     denied = engine.blocklist_customer(acme.id, actor=AGENT)

@@ -158,7 +158,7 @@ _BOTH: Final = (Role.SUPPORT_AGENT, Role.ADMIN)
 _JOBS: Final = (Role.ADMIN, Role.SYSTEM)
 DEFAULT_POLICY: Final = PermissionPolicy(
     rules={
-        Action.VIEW_CUSTOMER: _BOTH,
+        Action.VIEW_CUSTOMER: (*_BOTH, Role.SYSTEM),
         Action.EDIT_CUSTOMER: _BOTH,
         Action.REFUND_TRANSACTION: _BOTH,
         Action.VOID_TRANSACTION: _BOTH,
