@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_engine import ADMIN, AGENT, START, _sandbox
 
 from billing_core import (
     BillingEngine,
@@ -45,9 +44,11 @@ from billing_core.plugins.sandbox_gateway import SandboxGateway
 from billing_core.rules import limits, metering, pricing
 from billing_core.rules.permissions import DEFAULT_POLICY, SYSTEM_ACTOR, Actor
 from billing_core.testing.clock import ManualClock
+from test_engine import ADMIN, AGENT, START, _sandbox
 
 INTERN = Actor(id="ivy", role="intern")  # a role the policy does not know
 USD = "USD"
+MONTHLY = Period.months(1)
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgres"])
@@ -72,7 +73,7 @@ def _clock(engine: BillingEngine) -> ManualClock:
 
 
 def _subscribe(
-    engine: BillingEngine, key: str, *, term: Period = Period.months(1), customer: str = "c1"
+    engine: BillingEngine, key: str, *, term: Period = MONTHLY, customer: str = "c1"
 ) -> str:
     result = engine.add_subscription(
         customer,
@@ -127,7 +128,7 @@ class TestObservation2Blocklist:
         engine.suspend(sub, actor=ADMIN)
         assert engine.blocklist_customer("c1", actor=ADMIN).outcome is CustomerOutcome.BLOCKLISTED
         sales = _sales(engine)
-        answers = {
+        answers: dict[str, Any] = {
             "charge": engine.charge("c1", Money("5.00", USD), idempotency_key="c", actor=ADMIN),
             "add_subscription": engine.add_subscription(
                 "c1",
@@ -150,6 +151,10 @@ class TestObservation2Blocklist:
             assert answer.reason == "customer_blocklisted", name
             assert "Customer c1 (Acme) is blocklisted" in answer.explanation, name
         assert answers["add_inventory"].outcome is InventoryOutcome.DENIED
+        assert answers["charge"].explanation == (
+            "Customer c1 (Acme) is blocklisted: it cannot be charged until an admin lifts the "
+            "blocklisting (unblocklist_customer). Refunds, suspending and cancelling stay possible."
+        )
         assert _sales(engine) == sales
         stored = engine.subscription(sub)
         assert (stored.state, dict(stored.inventory)) == (SubscriptionState.SUSPENDED, {"dv": 1})
@@ -386,13 +391,15 @@ def test_no_refused_call_changes_the_store_or_calls_the_gateway(
         assert (answer.outcome, answer.reason) == ("denied", "customer_blocklisted")
     else:
         missing = data.draw(st.sampled_from(["nobody", "c-404"]))
+        refused: Callable[[], object] = (
+            (lambda: engine.charge(missing, Money("1.00", USD), idempotency_key="m", actor=ADMIN))
+            if data.draw(st.booleans())
+            else lambda: engine.add_inventory(
+                missing, certificate_type="dv", quantity=1, idempotency_key="m", actor=ADMIN
+            )
+        )
         with pytest.raises(NotFoundError):
-            if data.draw(st.booleans()):
-                engine.charge(missing, Money("1.00", USD), idempotency_key="m", actor=ADMIN)
-            else:
-                engine.add_inventory(
-                    missing, certificate_type="dv", quantity=1, idempotency_key="m", actor=ADMIN
-                )
+            refused()
     assert _snapshot(engine, sub) == before
 
 
@@ -485,7 +492,7 @@ class TestObservation11Limits:
                 engine.add_inventory(
                     sub, certificate_type="dv", quantity=quantity, idempotency_key="i", actor=ADMIN
                 )
-            assert info.value.field.startswith("$.quantity")
+            assert (info.value.field or "").startswith("$.quantity")
         with pytest.raises(InvalidAmountError) as renewal:
             engine.change_renewal_inventory(sub, inventory={"dv": 10**7}, actor=ADMIN)
         assert renewal.value.field == "$.inventory.dv"
@@ -498,13 +505,10 @@ class TestObservation11Limits:
 
     def test_a_float_quantity_names_its_field(self, engine: BillingEngine) -> None:
         sub = _subscribe(engine, "s")
+        half: Any = 1.5
         with pytest.raises(InvalidTypeError) as info:
             engine.add_inventory(
-                sub,
-                certificate_type="dv",
-                quantity=1.5,
-                idempotency_key="f",
-                actor=ADMIN,  # type: ignore[arg-type]
+                sub, certificate_type="dv", quantity=half, idempotency_key="f", actor=ADMIN
             )
         assert info.value.field == "$.quantity"
 

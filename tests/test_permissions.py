@@ -107,3 +107,25 @@ def test_bad_input_raises() -> None:
     assert info3.value.field == "$.action"
     with pytest.raises(InvalidTypeError):
         PermissionPolicy(rules={"x": "admin"})
+
+
+def test_the_docs_table_is_the_default_policy() -> None:
+    """docs/permissions.md lists every action, its engine calls and its default roles."""
+    import re
+    from pathlib import Path
+
+    from billing_core.engine.guards import METHOD_ACTIONS
+
+    text = (Path(__file__).parent.parent / "docs" / "permissions.md").read_text()
+    rows = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 5 and cells[0] in set(Action):
+            rows[cells[0]] = cells
+    assert set(rows) == set(Action), "every action has a row"
+    roles = ["support_agent", "admin", "system"]
+    for action, (_, calls, *flags) in rows.items():
+        expected = ["yes" if r in DEFAULT_POLICY.roles_for(action) else "no" for r in roles]
+        assert flags == expected, action
+        documented = set(re.findall(r"`(\w+)`", calls))
+        assert {m for m, a in METHOD_ACTIONS.items() if a == action} <= documented, action

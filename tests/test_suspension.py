@@ -4,6 +4,7 @@ amounts. Worked examples with exact dates and Hypothesis properties."""
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 
 import attrs
 import pytest
@@ -16,10 +17,10 @@ from billing_core.rules import limits
 from billing_core.rules.suspension import change_state, resume, term_ending_on
 from billing_core.testing import strategies as bst
 
+MONTHLY = Period.months(1)
 
-def _sub(
-    start: date = date(2027, 1, 1), term: Period = Period.months(1), **kw: object
-) -> Subscription:
+
+def _sub(start: date = date(2027, 1, 1), term: Period = MONTHLY, **kw: object) -> Subscription:
     return Subscription(id="s1", customer_id="c1", term=term, start=start, **kw)  # type: ignore[arg-type]
 
 
@@ -93,10 +94,12 @@ def test_bad_input_raises() -> None:
     assert info.value.field == "$.today"
     with pytest.raises(InvalidTypeError):
         change_state(_sub(), "active", today=date(2027, 1, 1))  # type: ignore[arg-type]
-    with pytest.raises(InvalidTypeError):
+    junk: Any = "2027-01-01"
+    with pytest.raises(InvalidTypeError) as info2:
         Subscription(
-            id="s", customer_id="c", term=Period.days(1), start=date(2027, 1, 1), suspended_on="x"
-        )  # type: ignore[arg-type]
+            id="s", customer_id="c", term=Period.days(1), start=date(2027, 1, 1), suspended_on=junk
+        )
+    assert info2.value.field == "$.suspended_on"
 
 
 # -- properties --------------------------------------------------------------------------------------

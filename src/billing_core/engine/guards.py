@@ -83,16 +83,16 @@ METHOD_ACTIONS: Final[Mapping[str, Action]] = {
 PLUMBING: Final = frozenset({"gateway", "certificate_provider"})
 """Public attributes that are configuration, not calls (the providers the engine was given)."""
 
-PAYING_METHODS: Final = frozenset(
-    {
-        "charge",
-        "add_subscription",
-        "add_inventory",
-        "change_renewal_inventory",
-        "reenable",
-        "renew_due",
-    }
-)
+_BLOCKED: Final = {
+    "charge": "it cannot be charged",
+    "add_subscription": "it cannot take a new subscription",
+    "add_inventory": "its subscriptions cannot gain inventory",
+    "change_renewal_inventory": "what its subscriptions renew cannot change",
+    "reenable": "its subscriptions cannot be re-enabled",
+    "renew_due": "its subscriptions do not renew",
+}
+
+PAYING_METHODS: Final = frozenset(_BLOCKED)
 """Calls refused for a blocklisted customer (``renew_due`` skips their subscriptions)."""
 
 
@@ -117,7 +117,7 @@ def blocklisted(customer: Customer, method: str) -> CustomerDecision:
         customer_id=customer.id,
         explanation=(
             f"Customer {customer.id} ({customer.company}) is blocklisted: "
-            f"{method.replace('_', ' ')} is refused until an admin lifts the blocklisting "
+            f"{_BLOCKED[method]} until an admin lifts the blocklisting "
             "(unblocklist_customer). Refunds, suspending and cancelling stay possible."
         ),
     )
