@@ -31,7 +31,7 @@ reads ``"must be positive @ $.refund.amount"``, the cattrs convention.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = [
     "BillingError",
@@ -53,6 +53,7 @@ __all__ = [
     "UnknownCurrencyError",
     "UnknownTimezoneError",
     "join_path",
+    "require_type",
 ]
 
 _MISSING: Any = object()
@@ -182,3 +183,15 @@ class PermissionDeniedError(BillingError, PermissionError):
 
 class GatewayError(BillingError):
     """A gateway or provider broke its contract (returned something that is not an outcome)."""
+
+
+T = TypeVar("T")
+
+
+def require_type(value: object, cls: type[T], field: str) -> T:
+    """``value`` if it is a ``cls``; else an ``InvalidTypeError`` naming ``field``."""
+    if not isinstance(value, cls):
+        raise InvalidTypeError(
+            f"must be a {cls.__name__}, not {type(value).__name__}", field=field, value=value
+        )
+    return value

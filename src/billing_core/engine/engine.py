@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
+from typing import Any
 
 from ..decisions import Decision
 from ..errors import InvalidTypeError
@@ -330,20 +331,14 @@ class BillingEngine(EngineJobs):
             "amount": amount,
             "certificates": dict(certificates) if certificates else None,
         }
-        return self._guarded(
+        return self._refund(
             "refund_transaction",
+            transaction_id,
             who,
-            lambda d: _refund_denied(transaction_id, d),
-            lambda: refunding.refund(
-                self.ctx,
-                transaction_id,
-                amount=amount,
-                certificates=certificates,
-                key=idempotency_key,
-                actor=who.id,
-            ),
-            subject=transaction_id,
-            keyed_by=(idempotency_key, params, RefundResult),
+            idempotency_key,
+            params,
+            amount=amount,
+            certificates=certificates,
         )
 
     def refund_order(
@@ -352,20 +347,42 @@ class BillingEngine(EngineJobs):
         """Refund a whole order: void first, refund if it settled meanwhile."""
         who = _actor(actor)
         ident(transaction_id, "transaction_id")
-        return self._guarded(
+        params = {"transaction_id": transaction_id}
+        return self._refund(
             "refund_order",
+            transaction_id,
+            who,
+            idempotency_key,
+            params,
+            amount=None,
+            certificates=None,
+        )
+
+    def _refund(
+        self,
+        method: str,
+        transaction_id: str,
+        who: Actor,
+        key: str,
+        params: Mapping[str, Any],
+        *,
+        amount: Money | None,
+        certificates: Mapping[int | str, int] | None,
+    ) -> RefundResult:
+        return self._guarded(
+            method,
             who,
             lambda d: _refund_denied(transaction_id, d),
             lambda: refunding.refund(
                 self.ctx,
                 transaction_id,
-                amount=None,
-                certificates=None,
-                key=idempotency_key,
+                amount=amount,
+                certificates=certificates,
+                key=key,
                 actor=who.id,
             ),
             subject=transaction_id,
-            keyed_by=(idempotency_key, {"transaction_id": transaction_id}, RefundResult),
+            keyed_by=(key, params, RefundResult),
         )
 
     # -- certificates ------------------------------------------------------------------------------

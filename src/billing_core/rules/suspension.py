@@ -32,7 +32,7 @@ from datetime import date, timedelta
 import attrs
 
 from ..decisions import Decision, Reason
-from ..errors import InvalidTypeError
+from ..errors import require_type
 from ..model import Subscription, SubscriptionState
 from ..periods import Period, PeriodUnit
 from ..timeutil import require_date
@@ -70,25 +70,12 @@ class StateChange(Decision):
     paused_days: int = 0
 
 
-def _check(subscription: object) -> Subscription:
-    if not isinstance(subscription, Subscription):
-        raise InvalidTypeError(
-            f"must be a Subscription, not {type(subscription).__name__}",
-            field="subscription",
-            value=subscription,
-        )
-    return subscription
-
-
 def change_state(
     subscription: Subscription, state: SubscriptionState, *, today: date
 ) -> StateChange:
     """``subscription`` moved to ``state`` on the customer's local date ``today``."""
-    sub = _check(subscription)
-    if not isinstance(state, SubscriptionState):
-        raise InvalidTypeError(
-            f"must be a SubscriptionState, not {type(state).__name__}", field="state", value=state
-        )
+    sub = require_type(subscription, Subscription, "subscription")
+    require_type(state, SubscriptionState, "state")
     require_date(today, "today")
     if sub.state is state:
         return StateChange(
@@ -130,7 +117,7 @@ def change_state(
 def resume(subscription: Subscription, *, today: date) -> StateChange:
     """A suspended ``subscription`` re-enabled on ``today``: its term end moved by the days
     suspended (see the module docstring); ``suspended_on`` cleared."""
-    sub = _check(subscription)
+    sub = require_type(subscription, Subscription, "subscription")
     require_date(today, "today")
     old_end = sub.term_end
     since = sub.suspended_on or today  # a row suspended before ``suspended_on`` existed: no pause
@@ -138,31 +125,29 @@ def resume(subscription: Subscription, *, today: date) -> StateChange:
     paused = max(0, (today - paused_from).days)
     active = attrs.evolve(sub, state=_S.ACTIVE, suspended_on=None)
     if paused == 0:
-        return StateChange(
-            allowed=True,
-            changed=True,
-            subscription=active,
-            explanation=(
-                f"Subscription {sub.id} is re-enabled on {today.isoformat()}; no day of its term "
-                f"was suspended, so it still ends {old_end.isoformat()}."
-            ),
+        after = active
+        text = f"no day of its term was suspended, so it still ends {old_end.isoformat()}."
+    else:
+        new_end = old_end + timedelta(days=paused)
+        anchor, start = term_ending_on(sub.term, new_end)
+        after = attrs.evolve(active, anchor=anchor, start=start)
+        left = max(0, (old_end - paused_from).days)
+        text = (
+            f"after {_days(paused)} suspended (from {paused_from.isoformat()}): the suspended "
+            f"days are not billed. The term resumes with the {_days(left)} it had left and now "
+            f"ends {new_end.isoformat()} instead of {old_end.isoformat()}; it renews then."
         )
-    new_end = old_end + timedelta(days=paused)
-    anchor, start = term_ending_on(sub.term, new_end)
-    left = max(0, (old_end - paused_from).days)
     return StateChange(
         allowed=True,
         changed=True,
         paused_days=paused,
-        subscription=attrs.evolve(active, anchor=anchor, start=start),
-        explanation=(
-            f"Subscription {sub.id} is re-enabled on {today.isoformat()} after {paused} "
-            f"day{'' if paused == 1 else 's'} suspended (from {paused_from.isoformat()}): the "
-            f"suspended days are not billed. The term resumes with the {left} "
-            f"day{'' if left == 1 else 's'} it had left and now ends {new_end.isoformat()} "
-            f"instead of {old_end.isoformat()}; it renews then."
-        ),
+        subscription=after,
+        explanation=f"Subscription {sub.id} is re-enabled on {today.isoformat()} {text}",
     )
+
+
+def _days(n: int) -> str:
+    return f"{n} day{'' if n == 1 else 's'}"
 
 
 def term_ending_on(term: Period, end: date) -> tuple[date, date]:
