@@ -150,12 +150,16 @@ class EngineBase:
         denial = self.guard.permit(who, method)
         if denial is None and also is not None:
             denial = self.guard.permit(who, method, action=also)
-        if denial is None and keyed_by is not None and self.guard.replay(keyed_by[0]):
-            return self._once(keyed_by[0], method, keyed_by[1], keyed_by[2], body)
         if denial is None:
-            denial = self.guard.customer(
-                method, customer_id=customer_id, subscription_id=subscription_id
+            admitted = self.guard.admit(
+                method,
+                key=keyed_by[0] if keyed_by else None,
+                customer_id=customer_id,
+                subscription_id=subscription_id,
             )
+            if admitted is True and keyed_by is not None:  # a replay: the stored answer
+                return self._once(keyed_by[0], method, keyed_by[1], keyed_by[2], body)
+            denial = admitted if isinstance(admitted, Decision) else None
         if denial is not None:
             target = subject or customer_id or subscription_id or who.id
             self.guard.audit_denial(who, method, target, denial)

@@ -135,30 +135,31 @@ class Guard:
         decision = check_permission(who, action or METHOD_ACTIONS[method], self.policy)
         return None if decision.allowed else decision
 
-    def replay(self, key: str) -> bool:
-        """Whether ``key`` is already recorded (the idempotency layer answers, step 3)."""
-        check_key(key)
-        with self.ctx.store.session() as s:
-            return s.get_idempotency(key) is not None
-
-    def customer(
+    def admit(
         self,
         method: str,
         *,
+        key: str | None = None,
         customer_id: str | None = None,
         subscription_id: str | None = None,
-    ) -> Decision | None:
-        """Step 4: the customer (given, or the subscription's) exists and, for a paying call,
-        is not blocklisted."""
+    ) -> Decision | bool:
+        """Steps 3 and 4 in one store session: ``True`` when ``key`` is already recorded (the
+        idempotency layer answers), else the denial for this customer, else ``False`` (go on).
+        The customer is the one given or the subscription's; it must exist and, for a paying
+        call, not be blocklisted."""
+        if key is not None:
+            check_key(key)
         with self.ctx.store.session() as s:
+            if key is not None and s.get_idempotency(key) is not None:
+                return True
             if subscription_id is not None:
                 customer_id = subscription(s, subscription_id).customer_id
             if customer_id is None:
-                return None
+                return False
             found = customer(s, customer_id)
         if found.blocklisted and method in PAYING_METHODS:
             return blocklisted(found, method)
-        return None
+        return False
 
     def audit_denial(self, who: Actor, method: str, subject: str, denial: Decision) -> None:
         """The one trace a denial leaves."""
