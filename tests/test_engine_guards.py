@@ -617,3 +617,15 @@ def test_limits_are_one_rule(engine: BillingEngine) -> None:
     with pytest.raises(InvalidAmountError, match="more than the maximum") as info:
         engine.charge("c1", Money("1000000000000.01", USD), idempotency_key="over", actor=ADMIN)
     assert info.value.field == "$.amount"
+
+
+def test_a_refused_actor_learns_nothing_about_missing_records(engine: BillingEngine) -> None:
+    """The actor is checked before the records are looked up (guard order, docs/engine.md)."""
+    answer = engine.add_inventory(
+        "sub-404", certificate_type="dv", quantity=1, idempotency_key="k", actor=INTERN
+    )
+    assert (answer.outcome, answer.reason) == (InventoryOutcome.DENIED, "permission_denied")
+    assert (
+        engine.charge("nobody", Money("1.00", USD), idempotency_key="k", actor=INTERN).reason
+        == "permission_denied"
+    )

@@ -45,9 +45,12 @@ __all__ = [
     "CustomerReason",
     "Guard",
     "actor",
+    "blocklisted",
     "certificate_counts",
+    "customer",
     "ident",
     "keyed",
+    "subscription",
 ]
 
 METHOD_ACTIONS: Final[Mapping[str, Action]] = {
