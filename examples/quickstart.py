@@ -204,7 +204,7 @@ def story(db: Path) -> None:
         )
 
     closed = close("usage-2026-12")
-    say(f"{stored} events stored (duplicates ignored). {closed.explanation}")
+    say(f"{stored.recorded} events stored (duplicates ignored). {closed.explanation}")
     again = close("usage-2026-12-rerun")  # a second close of December: nothing more billed
     say(
         f"Closed again under another key: already_closed={again.already_closed}, same lines "

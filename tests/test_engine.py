@@ -158,7 +158,7 @@ class TestSubscriptions:
         first = engine.renew_due(actor=ADMIN)
         again = engine.renew_due(actor=ADMIN)
         assert [r.renewed for r in first] == [True]
-        assert again == []
+        assert again.renewals == ()  # renew_due answers a RenewalRunResult
         assert first[0].charge is not None
         assert first[0].charge.amount == Money("30.00", "USD")
         assert _sandbox(engine).calls["sale"] == 2
@@ -429,7 +429,8 @@ class TestPermissionsAndUsage:
             )
             for i in range(12)
         ]
-        assert engine.record_usage(events + events[:3]) == 12
+        usage = engine.record_usage(events + events[:3])
+        assert (usage.recorded, usage.duplicates) == (12, 3)
         price = metering.MeteredPrice(model=pricing.PerUnit(unit_price=Money("0.0015", "USD")))
         engine.clock.advance(days=30)  # type: ignore[attr-defined]  # a period closes once ended
         closed = engine.close_metered_period(

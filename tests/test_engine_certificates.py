@@ -265,7 +265,7 @@ class TestRefundByCertificate:
         )
         assert _provider(engine).status(result.certificate_ids[0]) is CertificateStatus.CANCELLED
         clock.advance(days=40)
-        assert engine.renew_due(actor=ADMIN) == []
+        assert engine.renew_due(actor=ADMIN).renewals == ()
         assert base._sandbox(engine).calls["sale"] == 1
 
     def test_a_refund_that_succeeds_on_retry_gives_the_certificate_back(

@@ -20,6 +20,8 @@ catch: a wrong *type* is a ``TypeError``, a wrong *value* a ``ValueError``.
     │   └── OperationInProgressError   the key's first execution has not finished yet
     ├── ConflictError                  the store refused a write another worker raced us to
     ├── NotFoundError (LookupError)    no customer, subscription or transaction with that id
+    ├── PermissionDeniedError          a read by an actor the permission policy refuses (a read has
+    │   (PermissionError)              no result to carry the denial; every other call answers one)
     └── GatewayError                   a provider broke its contract (not a decline: declines are outcomes)
 
 Every error carries ``field`` (the path of the offending input, ``$.refund.amount``), ``value``
@@ -29,7 +31,7 @@ reads ``"must be positive @ $.refund.amount"``, the cattrs convention.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = [
     "BillingError",
@@ -44,12 +46,14 @@ __all__ = [
     "NaiveDatetimeError",
     "NotFoundError",
     "OperationInProgressError",
+    "PermissionDeniedError",
     "PluginError",
     "PrecisionError",
     "StructureError",
     "UnknownCurrencyError",
     "UnknownTimezoneError",
     "join_path",
+    "require_type",
 ]
 
 _MISSING: Any = object()
@@ -172,5 +176,22 @@ class NotFoundError(BillingError, LookupError):
     """No record with the given id."""
 
 
+class PermissionDeniedError(BillingError, PermissionError):
+    """A read (``engine.transaction(...)``, ``engine.audit_log()``, ...) by an actor the permission
+    policy refuses. Calls that change something answer a denial instead of raising."""
+
+
 class GatewayError(BillingError):
     """A gateway or provider broke its contract (returned something that is not an outcome)."""
+
+
+T = TypeVar("T")
+
+
+def require_type(value: object, cls: type[T], field: str) -> T:
+    """``value`` if it is a ``cls``; else an ``InvalidTypeError`` naming ``field``."""
+    if not isinstance(value, cls):
+        raise InvalidTypeError(
+            f"must be a {cls.__name__}, not {type(value).__name__}", field=field, value=value
+        )
+    return value

@@ -404,6 +404,14 @@ class Subscription:
     anchor: date | None = attrs.field(default=None)
     """The recurrence's anchor (the first term's start); ``None`` means ``start``. Renewals move
     ``start`` to each new term and keep the anchor, so month ends never drift."""
+    suspended_on: date | None = attrs.field(default=None)
+    """The customer's local date the subscription was suspended on (``None`` unless suspended):
+    re-enabling moves the term end by the days suspended since (``rules.suspension``)."""
+
+    @suspended_on.validator
+    def _check_suspended_on(self, _a: object, value: object) -> None:
+        if value is not None:
+            require_date(value, "suspended_on")
 
     plan: Plan | None = attrs.field(default=None)
     """The plan behind the term: timing, trial, setup fee, occurrences. ``None`` (seed 000

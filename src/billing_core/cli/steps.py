@@ -102,7 +102,7 @@ class RefundQueue:
     def run(self, context: StepContext) -> Mapping[str, int]:
         totals = dict.fromkeys(("claimed", "succeeded", "retry_later", "gave_up", "unknown"), 0)
         while not context.stopping():
-            result = context.engine.process_refund_queue(limit=self.batch)
+            result = context.engine.process_refund_queue(limit=self.batch, actor=context.actor)
             for key in totals:
                 totals[key] += getattr(result, key)
             if result.claimed < self.batch:
@@ -117,7 +117,7 @@ class Reconcile:
     lease: str | None = CHARGES_LEASE
 
     def run(self, context: StepContext) -> Mapping[str, int]:
-        result = context.engine.reconcile()
+        result = context.engine.reconcile(actor=context.actor)
         return {
             "checked": result.checked,
             "resolved": result.resolved,

@@ -1,30 +1,57 @@
 """The BillingEngine: the seed flows end to end, with idempotency keys, a write-ahead record before
-every gateway call, the refund retry queue and reconciliation of unknown outcomes."""
+every gateway call, the refund retry queue and reconciliation of unknown outcomes. Every public
+call goes through one guard path (``guards``) and answers with a result from ``results``."""
 
 from .engine import BillingEngine
 from .results import (
+    CancellationOutcome,
+    CancellationResult,
     ChargeOutcome,
     ChargeResult,
+    CloseOutcome,
     CloseResult,
+    CustomerOutcome,
+    CustomerResult,
+    InventoryOutcome,
     InventoryResult,
+    JobOutcome,
     QueueRunResult,
     ReconcileResult,
     RefundOutcome,
     RefundResult,
+    RenewalOutcome,
     RenewalResult,
+    RenewalRunResult,
+    StateOutcome,
+    StateResult,
     SubscriptionResult,
+    UsageOutcome,
+    UsageResult,
 )
 
 __all__ = [
     "BillingEngine",
+    "CancellationOutcome",
+    "CancellationResult",
     "ChargeOutcome",
     "ChargeResult",
+    "CloseOutcome",
     "CloseResult",
+    "CustomerOutcome",
+    "CustomerResult",
+    "InventoryOutcome",
     "InventoryResult",
+    "JobOutcome",
     "QueueRunResult",
     "ReconcileResult",
     "RefundOutcome",
     "RefundResult",
+    "RenewalOutcome",
     "RenewalResult",
+    "RenewalRunResult",
+    "StateOutcome",
+    "StateResult",
     "SubscriptionResult",
+    "UsageOutcome",
+    "UsageResult",
 ]

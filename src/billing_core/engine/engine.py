@@ -9,122 +9,60 @@
     engine.refund_transaction("tx-...", amount=Money("10.00", "USD"),
                               idempotency_key="ticket-4711", actor=agent)
 
+Every public call goes through one guard path (``engine.guards``): bad input raises, then the
+actor is checked against the permission policy, a recorded idempotency key replays its answer,
+and the customer must exist and, for a paying call, not be blocklisted. A denial is the call's
+result with ``outcome=DENIED``, a reason code and a sentence; it stores nothing but an audit
+entry. Every call answers with a result from ``engine.results`` (``outcome``, ``reason``,
+``explanation``); only the reads return the records themselves.
+
 Every money-moving call takes an ``idempotency_key`` and an ``actor``: a replay with the same key
 returns the stored result without calling the gateway again; the same key with other parameters
-raises ``IdempotencyError``. The engine reads time only from ``clock`` (a callable returning an
-aware datetime), so tests and replays control it.
+raises ``IdempotencyError``. Jobs and reads take an optional ``actor`` (default: the host itself,
+``SYSTEM_ACTOR``). The engine reads time only from ``clock`` (a callable returning an aware
+datetime), so tests and replays control it.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import socket
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, date, datetime
-from typing import Any, TypeVar
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from typing import Any
 
-import attrs
-
-from ..errors import ConfigurationError, InvalidTypeError, NotFoundError, PrecisionError
-from ..model import Customer, InvoiceLine, Subscription, SubscriptionState, Transaction, UsageEvent
+from ..decisions import Decision
+from ..errors import InvalidTypeError
+from ..model import Customer, SubscriptionState
 from ..money import Money
 from ..periods import Period
-from ..plugins.events import CertificateCancellation, Event
-from ..plugins.manager import GatewayMode, Plugins, gateway_mode
-from ..plugins.protocols import CertificateProvider, PaymentGateway, Store
-from ..plugins.records import AuditEntry, QueueEntry
-from ..rules import metering
-from ..rules.permissions import DEFAULT_POLICY, Action, Actor, PermissionDecision, PermissionPolicy
-from ..rules.permissions import check as check_permission
-from ..rules.refunds import RefundPolicy
-from ..rules.retry import RetryPolicy
+from ..plugins.protocols import CancellationState
+from ..rules import limits, metering
+from ..rules.permissions import Action, Actor
 from ..timeutil import require_aware
-from . import charging, metered_closes, refunding, subscriptions
-from .context import EngineContext, new_id
-from .idempotency import check_key, run_idempotent
+from . import charging, customers, metered_closes, refunding, subscriptions
+from .guards import actor as _actor
+from .guards import certificate_counts, ident, keyed
+from .idempotency import check_key
+from .jobs import EngineJobs
 from .results import (
+    CancellationOutcome,
+    CancellationResult,
+    ChargeOutcome,
     ChargeResult,
+    CloseOutcome,
     CloseResult,
+    CustomerResult,
     InventoryResult,
-    QueueRunResult,
-    ReconcileResult,
     RefundOutcome,
     RefundResult,
-    RenewalResult,
+    StateOutcome,
+    StateResult,
     SubscriptionResult,
 )
 
 __all__ = ["BillingEngine"]
 
-R = TypeVar("R")
-_log = logging.getLogger("billing_core.engine")
 
-
-def _wall_clock() -> datetime:
-    return datetime.now(UTC)
-
-
-def _actor(actor: object) -> Actor:
-    if not isinstance(actor, Actor):
-        raise InvalidTypeError(
-            f"must be an Actor (billing_core.rules.permissions.Actor), not {type(actor).__name__}",
-            field="actor",
-            value=actor,
-        )
-    return actor
-
-
-def _id(value: object, field: str) -> str:
-    """An id argument: a non-empty ``str`` (a store cannot look anything else up)."""
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidTypeError(
-            f"must be an id (a non-empty str), not {value!r}", field=field, value=value
-        )
-    return value
-
-
-def _keyed(value: object, field: str) -> Mapping[str, Any]:
-    """``value`` if it is a mapping keyed by non-empty ``str`` (certificate types); bad input
-    otherwise (checked before the idempotency fingerprint, which needs JSON keys)."""
-    if not isinstance(value, Mapping):
-        raise InvalidTypeError(
-            f"must be a mapping of certificate type to value, not {type(value).__name__}",
-            field=field,
-            value=value,
-        )
-    for key in value:
-        if not isinstance(key, str) or not key:
-            raise InvalidTypeError(
-                f"keys must be certificate types (non-empty str), not {key!r}",
-                field=field,
-                value=key,
-            )
-    return value
-
-
-def _certificates(value: object) -> Mapping[int | str, int] | None:
-    """``certificates=`` of a refund: None, or a mapping keyed by line index or certificate id
-    or type (the counts are checked by the rules)."""
-    if value is None:
-        return None
-    if not isinstance(value, Mapping):
-        raise InvalidTypeError(
-            f"must be a mapping of line to count, not {type(value).__name__}",
-            field="certificates",
-            value=value,
-        )
-    for key in value:
-        if isinstance(key, bool) or not isinstance(key, int | str):
-            raise InvalidTypeError(
-                f"keys must be a line index or a certificate id or type, not {key!r}",
-                field="certificates",
-                value=key,
-            )
-    return value
-
-
-class BillingEngine:
+class BillingEngine(EngineJobs):
     """Runs the billing flows against a store, a payment gateway and a certificate provider.
 
     ``store`` is a ``Store`` or a URL opened through the plugins (``"memory://"``,
@@ -136,141 +74,57 @@ class BillingEngine:
     logged at INFO (see docs/engine.md, "Gateway modes").
     """
 
-    def __init__(
-        self,
-        *,
-        store: Store | str,
-        clock: Callable[[], datetime] | None = None,
-        plugins: Plugins | None = None,
-        gateway: PaymentGateway | str | None = None,
-        certificate_provider: CertificateProvider | str | None = None,
-        settings: Mapping[str, Any] | None = None,
-        refund_policy: RefundPolicy | None = None,
-        retry_policy: RetryPolicy | None = None,
-        permissions: PermissionPolicy = DEFAULT_POLICY,
-        notify_emails: Iterable[str] = (),
-        worker_id: str | None = None,
-        ids: Callable[[str], str] | None = None,
-        lease_seconds: int = 300,
-    ) -> None:
-        if plugins is not None and settings is not None:
-            raise ConfigurationError(
-                "give the settings to Plugins(settings=...) when passing plugins=, not to the "
-                "engine (it would ignore them)",
-                field="settings",
-            )
-        self.clock = clock or _wall_clock
-        self.plugins = plugins or Plugins(clock=self.clock, settings=settings)
-        self.store = self.plugins.store(store) if isinstance(store, str) else store
-        gateways = dict(self.plugins.gateways())
-        if isinstance(gateway, str) or gateway is None:
-            default = self.plugins.gateway(gateway)  # PluginError now if there is none
-        else:
-            default = gateway
-        gateways[default.name] = default
-        self.gateway_mode: GatewayMode = gateway_mode(default)
-        """``"sandbox"`` when payments are fake (the built-in sandbox), ``"live"`` otherwise."""
-        implicit = gateway is None and self.plugins.default_gateway is None
-        if implicit and self.gateway_mode is GatewayMode.SANDBOX:
-            _log.info(
-                "no gateway named: using the built-in sandbox gateway %r, payments are fake "
-                "(pass gateway='sandbox' to say so, or name your gateway plugin)",
-                default.name,
-            )
-        if isinstance(certificate_provider, str) or certificate_provider is None:
-            providers = self.plugins.certificate_providers()
-            provider = (
-                self.plugins.certificate_provider(certificate_provider) if providers else None
-            )
-        else:
-            provider = certificate_provider
-        self.permissions = permissions
-        self.events: list[Event] = []
-        self.event_errors: list[tuple[Event, Exception]] = []
-        self.ctx = EngineContext(
-            store=self.store,
-            gateways=gateways,
-            default_gateway=default.name,
-            certificate_provider=provider,
-            clock=self.clock,
-            refund_policy=refund_policy or RefundPolicy(),
-            retry_policy=retry_policy or RetryPolicy(),
-            notify_emails=tuple(notify_emails),
-            worker_id=worker_id or f"{socket.gethostname()}:{os.getpid()}",
-            emit=self._emit,
-            ids=ids or new_id,
-            lease_seconds=lease_seconds,
-        )
-
-    # -- plumbing ------------------------------------------------------------------------------
-    @property
-    def gateway(self) -> PaymentGateway:
-        """The default payment gateway."""
-        return self.ctx.gateway()
-
-    @property
-    def certificate_provider(self) -> CertificateProvider:
-        return self.ctx.certificates()
-
-    def _emit(self, event: Event) -> None:
-        """Tell the plugins. A listener that raises is logged and kept in ``event_errors``: the
-        money has already moved and been recorded, so the caller must get its result."""
-        self.events.append(event)
-        try:
-            self.plugins.emit(event)
-        except Exception as exc:
-            self.event_errors.append((event, exc))
-            _log.exception("a billing_core plugin failed on %s", type(event).__name__)
-
-    def _once(
-        self,
-        key: str,
-        operation: str,
-        params: Mapping[str, Any],
-        result_type: type[R],
-        body: Callable[[], R],
-    ) -> R:
-        return run_idempotent(
-            self.store,
-            key=key,
-            operation=operation,
-            params=params,
-            result_type=result_type,
-            now=self.ctx.now(),
-            owner=self.ctx.worker_id,
-            body=body,
-        )
-
     # -- customers -------------------------------------------------------------------------------
-    def add_customer(self, customer: Customer, *, actor: Actor) -> Customer:
-        """Store (or update) a customer."""
+    def add_customer(self, customer: Customer, *, actor: Actor) -> CustomerResult:
+        """Store a new customer. An existing id is refused (``customer_exists``): use
+        ``update_customer``. A customer added already blocklisted needs the blocklisting action."""
         if not isinstance(customer, Customer):
             raise InvalidTypeError("must be a Customer", field="customer", value=customer)
         who = _actor(actor)
-        with self.store.session() as s:
-            s.put_customer(customer)
-            self.ctx.audit(s, action="customer.saved", subject_id=customer.id, actor=who.id)
-        return customer
+        return self._guarded(
+            "add_customer",
+            who,
+            lambda d: customers.denied(customer.id, d),
+            lambda: customers.add_customer(self.ctx, customer, actor=who.id),
+            subject=customer.id,
+            also=Action.BLOCKLIST_CUSTOMER if customer.blocklisted else None,
+        )
 
-    def blocklist_customer(self, customer_id: str, *, actor: Actor) -> PermissionDecision:
-        """Blocklist a customer: admins only. A support agent gets a denial, not an exception."""
+    def update_customer(self, customer: Customer, *, actor: Actor) -> CustomerResult:
+        """Change an existing customer's details; its blocklisting stays as stored."""
+        if not isinstance(customer, Customer):
+            raise InvalidTypeError("must be a Customer", field="customer", value=customer)
         who = _actor(actor)
-        _id(customer_id, "customer_id")
-        decision = check_permission(who, Action.BLOCKLIST_CUSTOMER, self.permissions)
-        with self.store.session() as s:
-            customer = s.get_customer(customer_id)
-            if customer is None:
-                raise NotFoundError(f"no customer {customer_id!r}", field="customer_id")
-            if decision.allowed:
-                s.put_customer(attrs.evolve(customer, blocklisted=True))
-            self.ctx.audit(
-                s,
-                action="customer.blocklist" if decision.allowed else "customer.blocklist_denied",
-                subject_id=customer_id,
-                actor=who.id,
-                detail={"role": who.role},
-            )
-        return decision
+        return self._guarded(
+            "update_customer",
+            who,
+            lambda d: customers.denied(customer.id, d),
+            lambda: customers.update_customer(self.ctx, customer, actor=who.id),
+            subject=customer.id,
+        )
+
+    def blocklist_customer(self, customer_id: str, *, actor: Actor) -> CustomerResult:
+        """Blocklist a customer: admins only. A support agent gets a denial, not an exception."""
+        return self._blocklisting("blocklist_customer", customer_id, actor, flag=True)
+
+    def unblocklist_customer(self, customer_id: str, *, actor: Actor) -> CustomerResult:
+        """Lift a customer's blocklisting: admins only, and the only way to lift it."""
+        return self._blocklisting("unblocklist_customer", customer_id, actor, flag=False)
+
+    def _blocklisting(
+        self, method: str, customer_id: str, actor: Actor, *, flag: bool
+    ) -> CustomerResult:
+        who = _actor(actor)
+        ident(customer_id, "customer_id")
+        return self._guarded(
+            method,
+            who,
+            lambda d: customers.denied(customer_id, d),
+            lambda: customers.set_blocklisted(
+                self.ctx, customer_id, flag, actor=who.id, role=who.role
+            ),
+            subject=customer_id,
+        )
 
     # -- subscriptions ---------------------------------------------------------------------------
     def add_subscription(
@@ -288,13 +142,15 @@ class BillingEngine:
     ) -> SubscriptionResult:
         """Add a subscription (optionally backdated), charge it and order its certificates."""
         who = _actor(actor)
-        _id(customer_id, "customer_id")
+        ident(customer_id, "customer_id")
         if start is not None and not isinstance(start, date):
             raise InvalidTypeError(
                 f"must be a date or None, not {type(start).__name__}", field="start", value=start
             )
-        _keyed(inventory, "inventory")
-        _keyed(unit_prices, "unit_prices")
+        limits.inventory(inventory, "inventory")
+        for certificate_type, price in keyed(unit_prices, "unit_prices").items():
+            limits.amount(price, f"unit_prices.{certificate_type}", allow_zero=True, price=True)
+        limits.order(inventory, unit_prices, "inventory")
         params = {
             "customer_id": customer_id,
             "term": term,
@@ -304,11 +160,12 @@ class BillingEngine:
             "auto_renew": auto_renew,
             "domains": list(domains),
         }
-        return self._once(
-            idempotency_key,
+        return self._guarded(
             "add_subscription",
-            params,
-            SubscriptionResult,
+            who,
+            lambda d: SubscriptionResult(
+                outcome=ChargeOutcome.DENIED, reason=str(d.reason), explanation=d.explanation
+            ),
             lambda: subscriptions.add_subscription(
                 self.ctx,
                 customer_id,
@@ -321,6 +178,8 @@ class BillingEngine:
                 key=idempotency_key,
                 actor=who.id,
             ),
+            customer_id=customer_id,
+            keyed_by=(idempotency_key, params, SubscriptionResult),
         )
 
     def add_inventory(
@@ -336,18 +195,19 @@ class BillingEngine:
         """Add inventory mid-term: a prorated line on the next invoice; the certificates of the
         named ``domains`` (one per unit, or none) are ordered now."""
         who = _actor(actor)
-        _id(subscription_id, "subscription_id")
+        ident(subscription_id, "subscription_id")
+        limits.quantity(quantity, "quantity", minimum=1)
+        self._inventory_limits(subscription_id, {certificate_type: quantity}, "quantity", add=True)
         params = {
             "subscription_id": subscription_id,
             "certificate_type": certificate_type,
             "quantity": quantity,
             "domains": list(domains),
         }
-        return self._once(
-            idempotency_key,
+        return self._guarded(
             "add_inventory",
-            params,
-            InventoryResult,
+            who,
+            lambda d: _inventory_denied(subscription_id, d),
             lambda: subscriptions.add_inventory(
                 self.ctx,
                 subscription_id,
@@ -357,6 +217,8 @@ class BillingEngine:
                 key=idempotency_key,
                 actor=who.id,
             ),
+            subscription_id=subscription_id,
+            keyed_by=(idempotency_key, params, InventoryResult),
         )
 
     def change_renewal_inventory(
@@ -368,29 +230,62 @@ class BillingEngine:
     ) -> InventoryResult:
         """Change the inventory that renews next term (no charge now)."""
         who = _actor(actor)
-        return subscriptions.change_renewal_inventory(
-            self.ctx, subscription_id, inventory=inventory, actor=who.id
+        ident(subscription_id, "subscription_id")
+        self._inventory_limits(subscription_id, inventory, "inventory", add=False)
+        return self._guarded(
+            "change_renewal_inventory",
+            who,
+            lambda d: _inventory_denied(subscription_id, d),
+            lambda: subscriptions.change_renewal_inventory(
+                self.ctx, subscription_id, inventory=inventory, actor=who.id
+            ),
+            subscription_id=subscription_id,
         )
 
-    def suspend(self, subscription_id: str, *, actor: Actor) -> Subscription:
-        return subscriptions.set_state(
-            self.ctx, subscription_id, SubscriptionState.SUSPENDED, actor=_actor(actor).id
-        )
+    def _inventory_limits(
+        self, subscription_id: str, change: Mapping[str, int], field: str, *, add: bool
+    ) -> None:
+        """Step 1 for inventory: the inventory a change leads to, within ``rules.limits``."""
+        limits.inventory(change, field)
+        with self.store.session() as s:
+            sub = s.get_subscription(subscription_id)
+        if sub is None:  # step 4 names it, after the actor's check
+            return
+        if add:
+            after = {t: sub.inventory.get(t, 0) + q for t, q in change.items()}
+            limits.order(after, sub.unit_prices, field)
+        else:
+            limits.order(change, sub.unit_prices, field)
 
-    def reenable(self, subscription_id: str, *, actor: Actor) -> Subscription:
-        return subscriptions.set_state(
-            self.ctx, subscription_id, SubscriptionState.ACTIVE, actor=_actor(actor).id
-        )
+    def suspend(self, subscription_id: str, *, actor: Actor) -> StateResult:
+        """Pause a subscription: nothing renews or is billed until it is re-enabled."""
+        return self._state("suspend", subscription_id, SubscriptionState.SUSPENDED, actor)
 
-    def cancel(self, subscription_id: str, *, actor: Actor) -> Subscription:
-        return subscriptions.set_state(
-            self.ctx, subscription_id, SubscriptionState.CANCELLED, actor=_actor(actor).id
-        )
+    def reenable(self, subscription_id: str, *, actor: Actor) -> StateResult:
+        """Resume a suspended subscription; its term end moves by the days suspended."""
+        return self._state("reenable", subscription_id, SubscriptionState.ACTIVE, actor)
 
-    def renew_due(self, *, actor: Actor) -> list[RenewalResult]:
-        """Renew every subscription whose term has ended (charged once per term: the renewal's
-        idempotency key is derived from the subscription and the new term's start)."""
-        return subscriptions.renew_due(self.ctx, actor=_actor(actor).id)
+    def cancel(self, subscription_id: str, *, actor: Actor) -> StateResult:
+        """Cancel a subscription for good (active or suspended)."""
+        return self._state("cancel", subscription_id, SubscriptionState.CANCELLED, actor)
+
+    def _state(
+        self, method: str, subscription_id: str, state: SubscriptionState, actor: Actor
+    ) -> StateResult:
+        who = _actor(actor)
+        ident(subscription_id, "subscription_id")
+        return self._guarded(
+            method,
+            who,
+            lambda d: StateResult(
+                subscription_id=subscription_id,
+                outcome=StateOutcome.DENIED,
+                reason=str(d.reason),
+                explanation=d.explanation,
+            ),
+            lambda: subscriptions.set_state(self.ctx, subscription_id, state, actor=who.id),
+            subscription_id=subscription_id,
+        )
 
     # -- money ------------------------------------------------------------------------------------
     def charge(
@@ -402,23 +297,17 @@ class BillingEngine:
         actor: Actor,
         description: str = "",
     ) -> ChargeResult:
-        """A one-off sale."""
+        """A one-off sale of a positive ``amount`` (at most ``rules.limits.MAX_AMOUNT``)."""
         who = _actor(actor)
-        if not isinstance(amount, Money):
-            raise InvalidTypeError("must be Money", field="amount", value=amount)
-        _id(customer_id, "customer_id")
-        if not amount.is_rounded:  # bad input: refused before anything is written
-            raise PrecisionError(
-                f"must be a whole number of {amount.currency} minor units",
-                field="amount",
-                value=amount,
-            )
+        limits.amount(amount, "amount")  # bad input: refused before anything is written
+        ident(customer_id, "customer_id")
         params = {"customer_id": customer_id, "amount": amount, "description": description}
-        return self._once(
-            idempotency_key,
+        return self._guarded(
             "charge",
-            params,
-            ChargeResult,
+            who,
+            lambda d: ChargeResult(
+                outcome=ChargeOutcome.DENIED, reason=str(d.reason), explanation=d.explanation
+            ),
             lambda: charging.charge(
                 self.ctx,
                 amount=amount,
@@ -427,6 +316,8 @@ class BillingEngine:
                 customer_id=customer_id,
                 description=description,
             )[0],
+            customer_id=customer_id,
+            keyed_by=(idempotency_key, params, ChargeResult),
         )
 
     def refund_transaction(
@@ -439,24 +330,25 @@ class BillingEngine:
         certificates: Mapping[int | str, int] | None = None,
     ) -> RefundResult:
         """Refund (or void, while unsettled) a transaction: all that is left, an amount, or a
-        number of certificates per line. The rules decide; a failed refund enters the queue."""
+        number of certificates per line. The rules decide; a failed refund enters the queue.
+        A blocklisted customer may still be refunded."""
         who = _actor(actor)
         check_key(idempotency_key)
-        _id(transaction_id, "transaction_id")
-        certificates = _certificates(certificates)
+        ident(transaction_id, "transaction_id")
+        certificates = certificate_counts(certificates)
         params = {
             "transaction_id": transaction_id,
             "amount": amount,
             "certificates": dict(certificates) if certificates else None,
         }
-        return self._once(
-            idempotency_key,
+        return self._refund(
             "refund_transaction",
+            transaction_id,
+            who,
+            idempotency_key,
             params,
-            RefundResult,
-            lambda: self._refund(
-                transaction_id, who, idempotency_key, amount=amount, certificates=certificates
-            ),
+            amount=amount,
+            certificates=certificates,
         )
 
     def refund_order(
@@ -464,68 +356,86 @@ class BillingEngine:
     ) -> RefundResult:
         """Refund a whole order: void first, refund if it settled meanwhile."""
         who = _actor(actor)
-        _id(transaction_id, "transaction_id")
+        ident(transaction_id, "transaction_id")
         params = {"transaction_id": transaction_id}
-        return self._once(
-            idempotency_key,
+        return self._refund(
             "refund_order",
+            transaction_id,
+            who,
+            idempotency_key,
             params,
-            RefundResult,
-            lambda: self._refund(
-                transaction_id, who, idempotency_key, amount=None, certificates=None
-            ),
+            amount=None,
+            certificates=None,
         )
 
     def _refund(
         self,
+        method: str,
         transaction_id: str,
         who: Actor,
         key: str,
+        params: Mapping[str, Any],
         *,
         amount: Money | None,
         certificates: Mapping[int | str, int] | None,
     ) -> RefundResult:
-        decision = check_permission(who, Action.REFUND_TRANSACTION, self.permissions)
-        if not decision.allowed:
-            return RefundResult(
-                transaction_id=transaction_id,
-                outcome=RefundOutcome.DENIED,
-                reason=str(decision.reason),
-                explanation=decision.explanation,
-            )
-        return refunding.refund(
-            self.ctx,
-            transaction_id,
-            amount=amount,
-            certificates=certificates,
-            key=key,
-            actor=who.id,
+        return self._guarded(
+            method,
+            who,
+            lambda d: _refund_denied(transaction_id, d),
+            lambda: refunding.refund(
+                self.ctx,
+                transaction_id,
+                amount=amount,
+                certificates=certificates,
+                key=key,
+                actor=who.id,
+            ),
+            subject=transaction_id,
+            keyed_by=(key, params, RefundResult),
         )
-
-    def process_refund_queue(
-        self, *, now: datetime | None = None, limit: int = 100
-    ) -> QueueRunResult:
-        """Retry the failed refunds due at ``now`` (default: the clock)."""
-        if now is not None:
-            require_aware(now, "now")
-        return refunding.process_refund_queue(self.ctx, now=now, limit=limit)
-
-    def reconcile(self) -> ReconcileResult:
-        """Ask the gateway about every transaction whose outcome is unknown, and record it."""
-        return refunding.reconcile(self.ctx)
 
     # -- certificates ------------------------------------------------------------------------------
     def request_certificate_cancellation(
         self, certificate_id: str, *, actor: Actor
-    ) -> CertificateCancellation:
-        return subscriptions.request_certificate_cancellation(
-            self.ctx, certificate_id, actor=_actor(actor).id
-        )
+    ) -> CancellationResult:
+        """Ask the provider to cancel a certificate; an issued one waits for the customer."""
+        who = _actor(actor)
+        ident(certificate_id, "certificate_id")
 
-    # -- usage -------------------------------------------------------------------------------------
-    def record_usage(self, events: Iterable[UsageEvent]) -> int:
-        """Store usage events; a duplicate id is ignored. Returns how many were new."""
-        return subscriptions.record_usage(self.ctx, events)
+        def body() -> CancellationResult:
+            event = subscriptions.request_certificate_cancellation(
+                self.ctx, certificate_id, actor=who.id
+            )
+            cert = event.certificate
+            if event.state is CancellationState.COMPLETED:
+                outcome, text = CancellationOutcome.CANCELLED, "was cancelled at once"
+            else:
+                outcome = CancellationOutcome.REQUESTED
+                text = (
+                    "is issued: the customer must confirm its cancellation in the provider's "
+                    "portal before it can be refunded"
+                )
+            return CancellationResult(
+                certificate_id=certificate_id,
+                outcome=outcome,
+                certificate=cert,
+                state=event.state,
+                explanation=f"Certificate {certificate_id} for {cert.domain} {text}.",
+            )
+
+        return self._guarded(
+            "request_certificate_cancellation",
+            who,
+            lambda d: CancellationResult(
+                certificate_id=certificate_id,
+                outcome=CancellationOutcome.DENIED,
+                reason=str(d.reason),
+                explanation=d.explanation,
+            ),
+            body,
+            subject=certificate_id,
+        )
 
     def close_metered_period(
         self,
@@ -540,7 +450,7 @@ class BillingEngine:
     ) -> CloseResult:
         """Close ``[start, end)`` of a metered price into invoice lines (once per key)."""
         who = _actor(actor)
-        _id(subscription_id, "subscription_id")
+        ident(subscription_id, "subscription_id")
         require_aware(start, "start")
         require_aware(end, "end")
         params = {
@@ -550,11 +460,15 @@ class BillingEngine:
             "metric": metric,
             "price": repr(price),
         }
-        return self._once(
-            idempotency_key,
+        return self._guarded(
             "close_metered_period",
-            params,
-            CloseResult,
+            who,
+            lambda d: CloseResult(
+                subscription_id=subscription_id,
+                outcome=CloseOutcome.DENIED,
+                reason=str(d.reason),
+                explanation=d.explanation,
+            ),
             lambda: metered_closes.close_metered_period(
                 self.ctx,
                 subscription_id,
@@ -565,39 +479,24 @@ class BillingEngine:
                 key=idempotency_key,
                 actor=who.id,
             ),
+            subscription_id=subscription_id,
+            keyed_by=(idempotency_key, params, CloseResult),
         )
 
-    # -- reading -----------------------------------------------------------------------------------
-    def transaction(self, transaction_id: str) -> Transaction:
-        _id(transaction_id, "transaction_id")
-        with self.store.session() as s:
-            t = s.get_transaction(transaction_id)
-        if t is None:
-            raise NotFoundError(f"no transaction {transaction_id!r}", field="transaction_id")
-        return t
 
-    def subscription(self, subscription_id: str) -> Subscription:
-        _id(subscription_id, "subscription_id")
-        with self.store.session() as s:
-            sub = s.get_subscription(subscription_id)
-        if sub is None:
-            raise NotFoundError(f"no subscription {subscription_id!r}", field="subscription_id")
-        return sub
+def _inventory_denied(subscription_id: str, denial: Decision) -> InventoryResult:
+    return InventoryResult(
+        subscription_id=subscription_id,
+        allowed=False,
+        reason=str(denial.reason),
+        explanation=denial.explanation,
+    )
 
-    def transactions(
-        self, *, customer_id: str | None = None, parent_id: str | None = None
-    ) -> list[Transaction]:
-        with self.store.session() as s:
-            return s.list_transactions(customer_id=customer_id, parent_id=parent_id)
 
-    def invoice_lines(self, subscription_id: str) -> list[InvoiceLine]:
-        with self.store.session() as s:
-            return s.invoice_lines(subscription_id)
-
-    def refund_queue(self) -> list[QueueEntry]:
-        with self.store.session() as s:
-            return s.list_queue()
-
-    def audit_log(self, *, subject_id: str | None = None) -> list[AuditEntry]:
-        with self.store.session() as s:
-            return s.audit_log(subject_id=subject_id)
+def _refund_denied(transaction_id: str, denial: Decision) -> RefundResult:
+    return RefundResult(
+        transaction_id=transaction_id,
+        outcome=RefundOutcome.DENIED,
+        reason=str(denial.reason),
+        explanation=denial.explanation,
+    )

@@ -508,7 +508,13 @@ def process_refund_queue(
     counts = {"succeeded": 0, "retry_later": 0, "gave_up": 0, "unknown": 0}
     for entry in entries:
         counts[_retry(ctx, entry, at)] += 1
-    return QueueRunResult(claimed=len(entries), **counts)
+    return QueueRunResult(
+        claimed=len(entries),
+        succeeded=counts["succeeded"],
+        retry_later=counts["retry_later"],
+        gave_up=counts["gave_up"],
+        unknown=counts["unknown"],
+    )
 
 
 def _retry(ctx: EngineContext, entry: QueueEntry, now: datetime) -> str:

@@ -1,31 +1,50 @@
 """What the engine's flows answer. Each result is a frozen attrs value with an exact JSON form,
 because the idempotency record stores it and every replay returns it unchanged.
 
-Each result says what happened in ``outcome`` (a ``StrEnum``), carries the ids of the records it
-wrote, and an ``explanation`` a support agent can read out.
+Every engine call answers with one of these (one result family): ``outcome`` (a ``StrEnum``)
+says what happened, ``reason`` the stable code when the call was refused (``None`` otherwise),
+``explanation`` the sentence a support agent can read out; each also carries the ids of the
+records it wrote. Every outcome enum has ``DENIED``: a guard or a rule said no (the permission
+policy, a blocklisted customer, a backdate too far, ...), and nothing was stored. Fields added
+later have defaults, so older stored results (idempotency records) still load.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator
 from datetime import date
 
 import attrs
 
-from ..model import InvoiceLine
+from ..model import Certificate, Customer, InvoiceLine, Subscription
 from ..money import Money
+from ..plugins.protocols import CancellationState
 
 __all__ = [
+    "CancellationOutcome",
+    "CancellationResult",
     "ChargeOutcome",
     "ChargeResult",
+    "CloseOutcome",
     "CloseResult",
+    "CustomerOutcome",
+    "CustomerResult",
+    "InventoryOutcome",
     "InventoryResult",
+    "JobOutcome",
     "QueueRunResult",
     "ReconcileResult",
     "RefundOutcome",
     "RefundResult",
+    "RenewalOutcome",
     "RenewalResult",
+    "RenewalRunResult",
+    "StateOutcome",
+    "StateResult",
     "SubscriptionResult",
+    "UsageOutcome",
+    "UsageResult",
 ]
 
 
@@ -83,6 +102,15 @@ class SubscriptionResult:
     reason: str | None = None
 
 
+class InventoryOutcome(enum.StrEnum):
+    CHANGED = "changed"  # the inventory (or the renewal inventory) changed
+    DENIED = "denied"
+
+
+def _inventory_outcome(result: InventoryResult) -> InventoryOutcome:
+    return InventoryOutcome.CHANGED if result.allowed else InventoryOutcome.DENIED
+
+
 @attrs.frozen(kw_only=True)
 class InventoryResult:
     subscription_id: str
@@ -91,6 +119,21 @@ class InventoryResult:
     allowed: bool = True
     reason: str | None = None
     certificate_ids: tuple[str, ...] = ()  # the certificates ordered for the named units
+    outcome: InventoryOutcome = attrs.field(
+        default=attrs.Factory(_inventory_outcome, takes_self=True)
+    )
+
+
+class RenewalOutcome(enum.StrEnum):
+    RENEWED = "renewed"  # a new term began (and was charged)
+    EXPIRED = "expired"  # auto-renewal was off: the subscription ended
+    DENIED = "denied"  # not renewed: ``reason`` says why (a blocklisted customer)
+
+
+def _renewal_outcome(result: RenewalResult) -> RenewalOutcome:
+    if result.renewed:
+        return RenewalOutcome.RENEWED
+    return RenewalOutcome.DENIED if result.reason else RenewalOutcome.EXPIRED
 
 
 @attrs.frozen(kw_only=True)
@@ -101,6 +144,13 @@ class RenewalResult:
     charge: ChargeResult | None = None
     term_start: date | None = None
     term_end: date | None = None
+    reason: str | None = None
+    outcome: RenewalOutcome = attrs.field(default=attrs.Factory(_renewal_outcome, takes_self=True))
+
+
+class CloseOutcome(enum.StrEnum):
+    CLOSED = "closed"  # the period's usage became invoice lines
+    DENIED = "denied"
 
 
 @attrs.frozen(kw_only=True)
@@ -109,6 +159,28 @@ class CloseResult:
     explanation: str
     lines: tuple[InvoiceLine, ...] = ()
     already_closed: bool = False  # the period was closed before: the first close's lines
+    outcome: CloseOutcome = CloseOutcome.CLOSED
+    reason: str | None = None
+
+
+class JobOutcome(enum.StrEnum):
+    """How a job (a pass over the refund queue, a reconciliation) ended."""
+
+    DONE = "done"  # the pass ran; its counts say what it did
+    DENIED = "denied"  # the actor may not run it
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _queue_explanation(r: QueueRunResult) -> str:
+    if r.outcome is JobOutcome.DENIED:
+        return "The refund retry queue was not run."
+    return (
+        f"Claimed {_plural(r.claimed, 'due refund')}: {r.succeeded} succeeded, "
+        f"{r.retry_later} will be tried again, {r.gave_up} gave up, {r.unknown} unknown."
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -120,6 +192,18 @@ class QueueRunResult:
     retry_later: int = 0
     gave_up: int = 0
     unknown: int = 0
+    outcome: JobOutcome = JobOutcome.DONE
+    reason: str | None = None
+    explanation: str = attrs.field(default=attrs.Factory(_queue_explanation, takes_self=True))
+
+
+def _reconcile_explanation(r: ReconcileResult) -> str:
+    if r.outcome is JobOutcome.DENIED:
+        return "Nothing was reconciled."
+    return (
+        f"Asked the gateway about {_plural(r.checked, 'unknown outcome')}: {r.resolved} resolved, "
+        f"{len(r.still_unknown)} still unknown."
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -129,3 +213,121 @@ class ReconcileResult:
     checked: int = 0
     resolved: int = 0
     still_unknown: tuple[str, ...] = ()
+    outcome: JobOutcome = JobOutcome.DONE
+    reason: str | None = None
+    explanation: str = attrs.field(default=attrs.Factory(_reconcile_explanation, takes_self=True))
+
+
+def _renewal_run_explanation(r: RenewalRunResult) -> str:
+    if r.outcome is JobOutcome.DENIED:
+        return "Nothing was renewed."
+    by = {o: sum(1 for x in r.renewals if x.outcome is o) for o in RenewalOutcome}
+    return (
+        f"{_plural(by[RenewalOutcome.RENEWED], 'subscription')} renewed, "
+        f"{by[RenewalOutcome.EXPIRED]} expired, {by[RenewalOutcome.DENIED]} refused."
+    )
+
+
+@attrs.frozen(kw_only=True)
+class RenewalRunResult:
+    """One pass of ``renew_due``: a ``RenewalResult`` per subscription it renewed, expired or
+    refused (``renewals``; iterating the run iterates them)."""
+
+    renewals: tuple[RenewalResult, ...] = ()
+    outcome: JobOutcome = JobOutcome.DONE
+    reason: str | None = None
+    explanation: str = attrs.field(default=attrs.Factory(_renewal_run_explanation, takes_self=True))
+
+    def __iter__(self) -> Iterator[RenewalResult]:
+        return iter(self.renewals)
+
+    def __len__(self) -> int:
+        return len(self.renewals)
+
+    def __getitem__(self, index: int) -> RenewalResult:
+        return self.renewals[index]
+
+
+class CustomerOutcome(enum.StrEnum):
+    ADDED = "added"
+    UPDATED = "updated"
+    BLOCKLISTED = "blocklisted"
+    UNBLOCKLISTED = "unblocklisted"
+    UNCHANGED = "unchanged"  # already so: nothing was written
+    DENIED = "denied"
+
+
+@attrs.frozen(kw_only=True)
+class CustomerResult:
+    """What a customer call did; ``customer`` is the stored record after it (``None`` when a
+    denial left nothing to show)."""
+
+    customer_id: str
+    outcome: CustomerOutcome
+    explanation: str
+    customer: Customer | None = None
+    reason: str | None = None
+
+    @property
+    def allowed(self) -> bool:
+        """False when the call was refused (``reason`` says why)."""
+        return self.outcome is not CustomerOutcome.DENIED
+
+
+class StateOutcome(enum.StrEnum):
+    """How a suspend / reenable / cancel ended."""
+
+    SUSPENDED = "suspended"
+    REENABLED = "reenabled"
+    CANCELLED = "cancelled"
+    UNCHANGED = "unchanged"  # it was already in that state
+    DENIED = "denied"  # not allowed (a cancelled subscription re-enabled, a denied actor)
+
+
+@attrs.frozen(kw_only=True)
+class StateResult:
+    """What ``suspend``, ``reenable`` or ``cancel`` did; ``subscription`` is the subscription
+    after it (unchanged on a denial, ``None`` when the actor was refused before it was read)."""
+
+    subscription_id: str
+    outcome: StateOutcome
+    explanation: str
+    subscription: Subscription | None = None
+    reason: str | None = None
+    paused_days: int = 0
+
+    @property
+    def allowed(self) -> bool:
+        return self.outcome is not StateOutcome.DENIED
+
+
+class UsageOutcome(enum.StrEnum):
+    RECORDED = "recorded"  # ``recorded`` new events stored (duplicates ignored)
+    DENIED = "denied"
+
+
+@attrs.frozen(kw_only=True)
+class UsageResult:
+    outcome: UsageOutcome
+    explanation: str
+    recorded: int = 0
+    duplicates: int = 0
+    reason: str | None = None
+
+
+class CancellationOutcome(enum.StrEnum):
+    CANCELLED = "cancelled"  # a pending certificate: cancelled at once
+    REQUESTED = "requested"  # an issued one: waiting for the customer in the provider's portal
+    DENIED = "denied"
+
+
+@attrs.frozen(kw_only=True)
+class CancellationResult:
+    """What ``request_certificate_cancellation`` did; ``certificate`` as stored after it."""
+
+    certificate_id: str
+    outcome: CancellationOutcome
+    explanation: str
+    certificate: Certificate | None = None
+    state: CancellationState | None = None
+    reason: str | None = None

@@ -12,8 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 
-import attrs
-
 from ..errors import InvalidTypeError, InvalidValueError, NotFoundError
 from ..model import (
     CertificateLine,
@@ -26,7 +24,7 @@ from ..money import Money
 from ..periods import Period
 from ..plugins.events import SubscriptionAdded, SubscriptionRenewed
 from ..plugins.protocols import StoreSession
-from ..rules import backdating, certificates, changes, renewal
+from ..rules import backdating, certificates, changes, renewal, suspension
 from ..serialization import unstructure
 from ..timeutil import local_date, timezone
 from .certificate_orders import (
@@ -37,10 +35,13 @@ from .certificate_orders import (
 )
 from .charging import charge
 from .context import EngineContext
+from .guards import blocklisted
 from .results import (
     ChargeOutcome,
     InventoryResult,
     RenewalResult,
+    StateOutcome,
+    StateResult,
     SubscriptionResult,
 )
 
@@ -318,31 +319,39 @@ def change_renewal_inventory(
 
 def set_state(
     ctx: EngineContext, subscription_id: str, state: SubscriptionState, *, actor: str
-) -> Subscription:
-    """Suspend, re-enable or cancel a subscription (audited)."""
-    allowed = {
-        SubscriptionState.SUSPENDED: {SubscriptionState.ACTIVE},
-        SubscriptionState.ACTIVE: {SubscriptionState.SUSPENDED},
-        SubscriptionState.CANCELLED: {SubscriptionState.ACTIVE, SubscriptionState.SUSPENDED},
-    }
+) -> StateResult:
+    """Suspend, re-enable or cancel a subscription (``rules.suspension``; audited). Re-enabling
+    moves the term end by the days suspended; a change the states do not allow is a denial."""
     with ctx.store.session() as s:
         sub = _subscription(s, subscription_id, lock=True)
-        if sub.state is state:
-            return sub
-        if sub.state not in allowed.get(state, set()):
-            raise InvalidValueError(
-                f"cannot go from {sub.state.value} to {state.value}", field="state", value=state
+        customer = _customer(s, sub.customer_id)
+        change = suspension.change_state(sub, state, today=customer_today(ctx, customer))
+        if change.changed:
+            s.put_subscription(change.subscription)
+            ctx.audit(
+                s,
+                action=f"subscription.{state.value}",
+                subject_id=sub.id,
+                actor=actor,
+                detail={"from": sub.state.value, "paused_days": change.paused_days},
             )
-        updated = attrs.evolve(sub, state=state)
-        s.put_subscription(updated)
-        ctx.audit(
-            s,
-            action=f"subscription.{state.value}",
-            subject_id=sub.id,
-            actor=actor,
-            detail={"from": sub.state.value},
-        )
-    return updated
+    outcome = {
+        SubscriptionState.SUSPENDED: StateOutcome.SUSPENDED,
+        SubscriptionState.ACTIVE: StateOutcome.REENABLED,
+        SubscriptionState.CANCELLED: StateOutcome.CANCELLED,
+    }.get(state, StateOutcome.UNCHANGED)
+    if not change.allowed:
+        outcome = StateOutcome.DENIED
+    elif not change.changed:
+        outcome = StateOutcome.UNCHANGED
+    return StateResult(
+        subscription_id=sub.id,
+        outcome=outcome,
+        reason=str(change.reason) if change.reason else None,
+        explanation=change.explanation,
+        subscription=change.subscription,
+        paused_days=change.paused_days,
+    )
 
 
 def renew_due(ctx: EngineContext, *, actor: str) -> list[RenewalResult]:
@@ -355,6 +364,17 @@ def renew_due(ctx: EngineContext, *, actor: str) -> list[RenewalResult]:
             customer = _customer(s, sub.customer_id)
         today = customer_today(ctx, customer)
         verdict = renewal.renew(sub, today=today)
+        if verdict.renewed and customer.blocklisted:  # the guard path (engine.guards)
+            denial = blocklisted(customer, "renew_due")
+            results.append(
+                RenewalResult(
+                    subscription_id=sub.id,
+                    renewed=False,
+                    reason=str(denial.reason),
+                    explanation=denial.explanation,
+                )
+            )
+            continue
         if not verdict.renewed:
             if verdict.subscription.state is not sub.state:
                 with ctx.store.session() as s:

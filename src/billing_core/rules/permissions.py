@@ -10,9 +10,14 @@ Roles and actions are plain strings; ``Role`` and ``Action`` name the built-in o
 
     policy = DEFAULT_POLICY.allow("export_ledger", "admin", "accountant")
 
-The default policy: support agents and admins may view and edit customers, refund and void
-transactions, cancel subscriptions and resend refund emails; only admins may blocklist a customer
-or lift a blocklisting.
+The policy names an action for every public ``BillingEngine`` call (``engine.guards`` holds the
+method -> action table; a test fails when a method has none). The default policy: support agents
+and admins may view and edit customers, charge, add subscriptions and inventory, suspend,
+re-enable and cancel subscriptions, refund and void transactions, cancel certificates, close
+metered periods and read the billing records; only admins may blocklist a customer or lift a
+blocklisting. The ``system`` role is the host's own jobs (``SYSTEM_ACTOR``, what the engine acts
+as when a job or a read is called without an actor): renewals, the refund queue, reconciliation,
+usage recording, closing metered periods and reads; admins may run those jobs too.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from ..errors import InvalidTypeError, InvalidValueError
 
 __all__ = [
     "DEFAULT_POLICY",
+    "SYSTEM_ACTOR",
     "Action",
     "Actor",
     "PermissionDecision",
@@ -42,6 +48,7 @@ __all__ = [
 class Role(enum.StrEnum):
     SUPPORT_AGENT = "support_agent"
     ADMIN = "admin"
+    SYSTEM = "system"  # the host's own jobs and reads (``SYSTEM_ACTOR``)
 
 
 class Action(enum.StrEnum):
@@ -53,6 +60,18 @@ class Action(enum.StrEnum):
     RESEND_REFUND_EMAIL = "resend_refund_email"
     BLOCKLIST_CUSTOMER = "blocklist_customer"
     UNBLOCKLIST_CUSTOMER = "unblocklist_customer"
+    CHARGE = "charge"
+    ADD_SUBSCRIPTION = "add_subscription"
+    CHANGE_INVENTORY = "change_inventory"
+    SUSPEND_SUBSCRIPTION = "suspend_subscription"
+    REENABLE_SUBSCRIPTION = "reenable_subscription"
+    RENEW_SUBSCRIPTIONS = "renew_subscriptions"
+    CANCEL_CERTIFICATE = "cancel_certificate"
+    RECORD_USAGE = "record_usage"
+    CLOSE_METERED_PERIOD = "close_metered_period"
+    PROCESS_REFUND_QUEUE = "process_refund_queue"
+    RECONCILE = "reconcile"
+    VIEW_BILLING = "view_billing"
 
 
 class PermissionReason(Reason):
@@ -131,10 +150,15 @@ class PermissionPolicy:
         return self.labels.get(name, name.replace("_", " "))
 
 
+SYSTEM_ACTOR: Final = Actor(id="billing_core", role=Role.SYSTEM)
+"""Who the engine acts as when a job (``process_refund_queue``, ``reconcile``, ``record_usage``)
+or a read is called without ``actor=``: the host itself, checked against the policy like anyone."""
+
 _BOTH: Final = (Role.SUPPORT_AGENT, Role.ADMIN)
+_JOBS: Final = (Role.ADMIN, Role.SYSTEM)
 DEFAULT_POLICY: Final = PermissionPolicy(
     rules={
-        Action.VIEW_CUSTOMER: _BOTH,
+        Action.VIEW_CUSTOMER: (*_BOTH, Role.SYSTEM),
         Action.EDIT_CUSTOMER: _BOTH,
         Action.REFUND_TRANSACTION: _BOTH,
         Action.VOID_TRANSACTION: _BOTH,
@@ -142,6 +166,18 @@ DEFAULT_POLICY: Final = PermissionPolicy(
         Action.RESEND_REFUND_EMAIL: _BOTH,
         Action.BLOCKLIST_CUSTOMER: (Role.ADMIN,),
         Action.UNBLOCKLIST_CUSTOMER: (Role.ADMIN,),
+        Action.CHARGE: _BOTH,
+        Action.ADD_SUBSCRIPTION: _BOTH,
+        Action.CHANGE_INVENTORY: _BOTH,
+        Action.SUSPEND_SUBSCRIPTION: _BOTH,
+        Action.REENABLE_SUBSCRIPTION: _BOTH,
+        Action.CANCEL_CERTIFICATE: _BOTH,
+        Action.CLOSE_METERED_PERIOD: (*_BOTH, Role.SYSTEM),
+        Action.VIEW_BILLING: (*_BOTH, Role.SYSTEM),
+        Action.RENEW_SUBSCRIPTIONS: _JOBS,
+        Action.RECORD_USAGE: _JOBS,
+        Action.PROCESS_REFUND_QUEUE: _JOBS,
+        Action.RECONCILE: _JOBS,
     },
     labels={
         Action.BLOCKLIST_CUSTOMER: "blocklist a customer",
@@ -152,8 +188,21 @@ DEFAULT_POLICY: Final = PermissionPolicy(
         Action.EDIT_CUSTOMER: "edit a customer",
         Action.CANCEL_SUBSCRIPTION: "cancel a subscription",
         Action.RESEND_REFUND_EMAIL: "resend a refund email",
+        Action.CHARGE: "charge a customer",
+        Action.ADD_SUBSCRIPTION: "add a subscription",
+        Action.CHANGE_INVENTORY: "change a subscription's inventory",
+        Action.SUSPEND_SUBSCRIPTION: "suspend a subscription",
+        Action.REENABLE_SUBSCRIPTION: "re-enable a subscription",
+        Action.RENEW_SUBSCRIPTIONS: "renew subscriptions",
+        Action.CANCEL_CERTIFICATE: "cancel a certificate",
+        Action.RECORD_USAGE: "record usage",
+        Action.CLOSE_METERED_PERIOD: "close a metered period",
+        Action.PROCESS_REFUND_QUEUE: "run the refund retry queue",
+        Action.RECONCILE: "reconcile unknown outcomes",
+        Action.VIEW_BILLING: "read the billing records",
         Role.SUPPORT_AGENT: "support agent",
         Role.ADMIN: "admin",
+        Role.SYSTEM: "system",
     },
 )
 

@@ -1,0 +1,102 @@
+"""The host's jobs on a ``BillingEngine``: renewals, the refund retry queue, reconciliation and
+usage recording. Each takes an optional ``actor`` (default ``SYSTEM_ACTOR``, the host itself)
+except ``renew_due``, which charges and so names who runs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from ..model import UsageEvent
+from ..rules.permissions import SYSTEM_ACTOR, Actor
+from ..timeutil import require_aware
+from . import refunding, subscriptions
+from .base import EngineBase
+from .guards import actor as _actor
+from .results import (
+    JobOutcome,
+    QueueRunResult,
+    ReconcileResult,
+    RenewalRunResult,
+    UsageOutcome,
+    UsageResult,
+)
+
+__all__ = ["EngineJobs"]
+
+
+class EngineJobs(EngineBase):
+    """The jobs a host runs on a schedule (or as records arrive)."""
+
+    def renew_due(self, *, actor: Actor) -> RenewalRunResult:
+        """Renew every subscription whose term has ended (charged once per term: the renewal's
+        idempotency key is derived from the subscription and the new term's start); a
+        blocklisted customer's subscriptions are refused (``customer_blocklisted``)."""
+        who = _actor(actor)
+        return self._guarded(
+            "renew_due",
+            who,
+            lambda d: RenewalRunResult(
+                outcome=JobOutcome.DENIED, reason=str(d.reason), explanation=d.explanation
+            ),
+            lambda: RenewalRunResult(
+                renewals=tuple(subscriptions.renew_due(self.ctx, actor=who.id))
+            ),
+        )
+
+    def process_refund_queue(
+        self, *, now: datetime | None = None, limit: int = 100, actor: Actor | None = None
+    ) -> QueueRunResult:
+        """Retry the failed refunds due at ``now`` (default: the clock)."""
+        who = SYSTEM_ACTOR if actor is None else _actor(actor)
+        if now is not None:
+            require_aware(now, "now")
+        return self._guarded(
+            "process_refund_queue",
+            who,
+            lambda d: QueueRunResult(
+                outcome=JobOutcome.DENIED, reason=str(d.reason), explanation=d.explanation
+            ),
+            lambda: refunding.process_refund_queue(self.ctx, now=now, limit=limit),
+        )
+
+    def reconcile(self, *, actor: Actor | None = None) -> ReconcileResult:
+        """Ask the gateway about every transaction whose outcome is unknown, and record it."""
+        who = SYSTEM_ACTOR if actor is None else _actor(actor)
+        return self._guarded(
+            "reconcile",
+            who,
+            lambda d: ReconcileResult(
+                outcome=JobOutcome.DENIED, reason=str(d.reason), explanation=d.explanation
+            ),
+            lambda: refunding.reconcile(self.ctx),
+        )
+
+    # -- usage -------------------------------------------------------------------------------------
+    def record_usage(
+        self, events: Iterable[UsageEvent], *, actor: Actor | None = None
+    ) -> UsageResult:
+        """Store usage events; a duplicate id is ignored (``recorded`` counts the new ones)."""
+        who = SYSTEM_ACTOR if actor is None else _actor(actor)
+        batch = list(events) if isinstance(events, Iterable) else events
+
+        def body() -> UsageResult:
+            new = subscriptions.record_usage(self.ctx, batch)
+            seen = len(batch) if isinstance(batch, list) else new
+            return UsageResult(
+                outcome=UsageOutcome.RECORDED,
+                recorded=new,
+                duplicates=seen - new,
+                explanation=f"Recorded {new} new usage event{'' if new == 1 else 's'}"
+                f" ({seen - new} already recorded, ignored).",
+            )
+
+        return self._guarded(
+            "record_usage",
+            who,
+            lambda d: UsageResult(
+                outcome=UsageOutcome.DENIED, reason=str(d.reason), explanation=d.explanation
+            ),
+            body,
+        )
