@@ -118,6 +118,7 @@ class QueueRunResult:
     retry_later: int = 0
     gave_up: int = 0
     unknown: int = 0
+    lease_lost: int = 0  # taken over by another worker meanwhile: nothing recorded twice
 
 
 @attrs.frozen(kw_only=True)
