@@ -3,9 +3,9 @@
 Each claim of a queue entry raises its fencing number (``QueueEntry.fence``); every write a worker
 makes for a claimed entry checks, under the entry's row lock, that the stored entry is still
 claimed by it with that number. The deterministic reproductions below use two engines (worker A
-and worker B) on one store and one sandbox gateway. Worker A's gateway is ``Outliving``: during
-A's call it moves the shared ``ManualClock`` past A's lease and lets worker B claim (and usually
-process) the entry, then lets A's call go on. Before fencing, A's success raised
+and worker B) on one store and one sandbox gateway. Worker A's gateway is a ``HookedGateway``:
+before A's refund call goes out it moves the shared ``ManualClock`` past A's lease and lets
+worker B claim (and usually process) the entry, then lets A's call go on. Before fencing, A's success raised
 ``InvalidValueError ... must be in flight`` out of ``process_refund_queue``; now each cell ends
 in its documented state (docs/reliability.md, "Queue leases with fencing"), with the gateway
 refunding once.
@@ -27,12 +27,12 @@ from billing_core import BillingEngine, Customer, Money, TransactionStatus
 from billing_core.engine import RefundOutcome
 from billing_core.plugins.manager import Plugins
 from billing_core.plugins.memory_store import MemoryStore
-from billing_core.plugins.protocols import GatewayCapabilities, GatewayOutcome, GatewayRequest
 from billing_core.plugins.records import QueueEntry, QueueState
 from billing_core.plugins.sandbox_gateway import Fault, SandboxGateway
 from billing_core.rules.permissions import Actor
 from billing_core.rules.retry import RetryPolicy
 from billing_core.testing.clock import ManualClock
+from billing_core.testing.hooked_gateway import HookedGateway
 
 ADMIN = Actor(id="ada", role="admin")
 START = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -40,47 +40,12 @@ LEASE = 300
 USD = "USD"
 
 
-class Outliving:
-    """The sandbox gateway, except that a refund first runs ``during`` (once), as if the
-    network held the call while the rest of the world moved on."""
-
-    def __init__(self, inner: SandboxGateway) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self.capabilities: GatewayCapabilities = inner.capabilities
-        self.during: Callable[[], None] | None = None
-
-    def authorize(self, request: GatewayRequest) -> GatewayOutcome:
-        return self.inner.authorize(request)
-
-    def capture(self, request: GatewayRequest) -> GatewayOutcome:
-        return self.inner.capture(request)
-
-    def sale(self, request: GatewayRequest) -> GatewayOutcome:
-        return self.inner.sale(request)
-
-    def void(self, request: GatewayRequest) -> GatewayOutcome:
-        return self.inner.void(request)
-
-    def refund(self, request: GatewayRequest) -> GatewayOutcome:
-        during, self.during = self.during, None
-        if during is not None:
-            during()
-        return self.inner.refund(request)
-
-    def payout(self, request: GatewayRequest) -> GatewayOutcome:
-        return self.inner.payout(request)
-
-    def lookup(self, transaction_id: str, idempotency_key: str) -> GatewayOutcome:
-        return self.inner.lookup(transaction_id, idempotency_key)
-
-
 @attrs.define
 class Rig:
     a: BillingEngine
     b: BillingEngine
     gateway: SandboxGateway
-    outliving: Outliving
+    hooked: HookedGateway
     clock: ManualClock
 
     def queued_refund(self, key: str = "r1") -> tuple[str, str]:
@@ -134,7 +99,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def _rig(store_url: str, retry_policy: RetryPolicy | None = None) -> Rig:
     clock = ManualClock(START)
     gateway = SandboxGateway(clock=clock, settle_after=timedelta(days=1))
-    outliving = Outliving(gateway)
+    hooked = HookedGateway(gateway)
     plugins = Plugins(clock=clock, entry_points=False)
     common: dict[str, Any] = {
         "clock": clock,
@@ -143,10 +108,10 @@ def _rig(store_url: str, retry_policy: RetryPolicy | None = None) -> Rig:
         "notify_emails": ["billing@example.com"],
         "retry_policy": retry_policy,
     }
-    a = BillingEngine(store=store_url, gateway=outliving, worker_id="worker-a", **common)
+    a = BillingEngine(store=store_url, gateway=hooked, worker_id="worker-a", **common)
     b = BillingEngine(store=a.store, gateway=gateway, worker_id="worker-b", **common)
     a.add_customer(Customer(id="c1", company="Acme"), actor=ADMIN)
-    return Rig(a=a, b=b, gateway=gateway, outliving=outliving, clock=clock)
+    return Rig(a=a, b=b, gateway=gateway, hooked=hooked, clock=clock)
 
 
 @pytest.fixture
@@ -165,7 +130,7 @@ def _books(rig: Rig, payment: str) -> tuple[Money, Money]:
 def test_a_success_after_the_takeover_completed_is_a_no_op(rig: Rig) -> None:
     payment, refund_id = rig.queued_refund()
     rig.clock.advance(days=1, minutes=1)
-    rig.outliving.during = rig.take_over()
+    rig.hooked.before["refund"] = rig.take_over()
 
     run = rig.a.process_refund_queue()  # raised InvalidValueError ... must be in flight, before
 
@@ -194,7 +159,7 @@ def test_a_success_before_the_new_owner_records_is_recorded_once(rig: Rig) -> No
         rig.gateway.script("refund", [Fault.DECLINE])
         rig.take_over()()
 
-    rig.outliving.during = b_declined
+    rig.hooked.before["refund"] = b_declined
     run = rig.a.process_refund_queue()
 
     assert (run.claimed, run.succeeded, run.lease_lost) == (1, 1, 0)
@@ -216,7 +181,7 @@ def test_a_decline_after_the_takeover_is_not_counted(rig: Rig) -> None:
     payment, refund_id = rig.queued_refund()
     rig.clock.advance(days=1, minutes=1)
     rig.gateway.script("refund", [Fault.DECLINE])
-    rig.outliving.during = rig.take_over(process=False)
+    rig.hooked.before["refund"] = rig.take_over(process=False)
 
     run = rig.a.process_refund_queue()
 
@@ -236,7 +201,7 @@ def test_a_doubtful_answer_after_the_takeover_changes_nothing(rig: Rig) -> None:
     payment, refund_id = rig.queued_refund()
     rig.clock.advance(days=1, minutes=1)
     rig.gateway.script("refund", [Fault.TIMEOUT_BEFORE_SEND])  # A's call: answer lost
-    rig.outliving.during = rig.take_over(process=False)
+    rig.hooked.before["refund"] = rig.take_over(process=False)
 
     run = rig.a.process_refund_queue()
 
@@ -255,7 +220,7 @@ def test_a_stale_claim_makes_no_gateway_call(rig: Rig) -> None:
     _, first = rig.queued_refund("r1")
     _, second = rig.queued_refund("r2")
     rig.clock.advance(days=1, minutes=1)
-    rig.outliving.during = rig.take_over()
+    rig.hooked.before["refund"] = rig.take_over()
     received = rig.gateway.received["refund"]
 
     run = rig.a.process_refund_queue()
@@ -283,7 +248,7 @@ def test_a_success_after_the_new_owner_gave_up_is_recorded(store_url: str) -> No
             assert entry.state is QueueState.GAVE_UP
             assert _books(rig, payment) == (Money("0.00", USD), Money("0.00", USD))
 
-        rig.outliving.during = b_gives_up
+        rig.hooked.before["refund"] = b_gives_up
         run = rig.a.process_refund_queue()
 
         assert run.succeeded == 1

@@ -222,6 +222,7 @@ class BillingEngine:
             now=self.ctx.now(),
             owner=self.ctx.worker_id,
             body=body,
+            lease_seconds=self.ctx.lease_seconds,
         )
 
     # -- customers -------------------------------------------------------------------------------

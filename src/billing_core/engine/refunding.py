@@ -55,6 +55,7 @@ from ..rules.transitions import RefundAction
 from ..serialization import unstructure
 from .context import EngineContext, call_gateway, lookup
 from .results import QueueRunResult, ReconcileResult, RefundOutcome, RefundResult
+from .written_ahead import note_write_ahead
 
 __all__ = ["process_refund_queue", "reconcile", "refund", "sync_settlement"]
 
@@ -180,6 +181,7 @@ def _write_ahead(
     record = attrs.evolve(applied.record, status=TransactionStatus.UNKNOWN)
     s.update_transaction(applied.original)
     s.insert_transaction(record)
+    note_write_ahead(s, key, record.id)  # the key's lease fence: raises if it was taken over
     ctx.audit(
         s,
         action=f"{step.action.value}.write_ahead",
@@ -285,7 +287,7 @@ def _record_success(
                 actor=actor,
                 detail=_stale_detail(claim, entry, outcome, recorded=False),
             )
-            return _refund_result(original, current, recorded=False), False
+            return completed_result(original, current, recorded=False), False
         if entry is not None and entry.state is QueueState.GAVE_UP:
             original = attrs.evolve(original, reserved=original.reserved + current.amount)
         done = effects.complete_refund(original, current, gateway_reference=outcome.reference)
@@ -331,10 +333,10 @@ def _record_success(
                 retried=retried,
             )
         )
-    return _refund_result(done.original, done.record, recorded=True), True
+    return completed_result(done.original, done.record, recorded=True), True
 
 
-def _refund_result(original: Transaction, record: Transaction, *, recorded: bool) -> RefundResult:
+def completed_result(original: Transaction, record: Transaction, *, recorded: bool) -> RefundResult:
     """The answer for a completed refund or void ``record`` of ``original``."""
     if record.kind is TransactionKind.VOID:
         what, result = "voided", RefundOutcome.VOIDED
