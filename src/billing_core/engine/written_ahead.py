@@ -25,7 +25,6 @@ import attrs
 
 from ..errors import OperationInProgressError
 from ..plugins.protocols import StoreSession
-from ..plugins.records import IdempotencyState
 
 __all__ = ["note_write_ahead", "owning"]
 
@@ -49,9 +48,9 @@ def note_write_ahead(s: StoreSession, key: str, transaction_id: str) -> None:
     if owner is None or owner[0] != key:
         return
     record = s.get_idempotency(key, lock=True)
-    if record is None or record.state is not IdempotencyState.IN_PROGRESS:
+    if record is None:
         return
-    if record.token != owner[1]:
+    if record.token != owner[1]:  # taken over (and perhaps completed) by another call
         raise OperationInProgressError(
             f"the lease of this call on idempotency key {key!r} ran out and another worker "
             f"({record.owner}) took the key over; nothing was sent. Ask again with the same key "
