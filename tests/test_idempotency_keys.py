@@ -240,6 +240,20 @@ def test_a_call_that_outlives_its_lease_sends_nothing_after_a_takeover(rig: Rig)
     assert rig.refund(payment) == second[0]
 
 
+def test_a_dead_calls_write_ahead_blocks_other_refunds_once_its_lease_runs_out(rig: Rig) -> None:
+    """While the lease runs, the crashed call's refund is in flight (reserved, other refunds go
+    on); once it has run out the call is taken for dead and its record is in doubt."""
+    payment = rig.settled_payment()
+    rig.crashed_refund(payment, "refund", when="after")
+    other = rig.refund(payment, key="other")
+    assert other.outcome is RefundOutcome.REFUNDED  # 40.00 in flight, 40.00 refunded
+    rig.clock.advance(seconds=LEASE)
+    blocked = rig.refund(payment, key="third")
+    assert (blocked.outcome, blocked.reason) == (RefundOutcome.DENIED, "outcome_unknown")
+    rig.engine.reconcile()
+    assert _books(rig, payment) == (Money("80.00", USD), Money("0.00", USD))
+
+
 # -- the property ------------------------------------------------------------------------------
 STEP = st.sampled_from(["wait", "wait_long", "reconcile", "ask"])
 

@@ -91,7 +91,7 @@ def refund(
         original = s.get_transaction(transaction_id, lock=True)
         if original is None:
             raise NotFoundError(f"no transaction {transaction_id!r}", field="transaction_id")
-        doubt = _in_doubt_children(s, original)
+        doubt = _in_doubt_children(s, original, now)
         if doubt:
             ctx.audit(
                 s,
@@ -784,24 +784,29 @@ def _stored(ctx: EngineContext, transaction_id: str) -> Transaction:
     return t
 
 
-def _in_doubt_children(s: StoreSession, original: Transaction) -> list[str]:
+def _in_doubt_children(s: StoreSession, original: Transaction, now: datetime) -> list[str]:
     """The refunds and voids of ``original`` whose gateway outcome is in doubt: answered
     ``unknown``/``pending``, or written ahead by a call that has ended without recording an
     answer. A record written ahead by a call still running (its engine idempotency record is
-    ``in_progress``) is in flight, not in doubt: its amount is reserved, so concurrent refunds
-    of the rest go on and are decided on what is left (``exceeds_refundable``)."""
+    ``in_progress`` and its lease has not run out) is in flight, not in doubt: its amount is
+    reserved, so concurrent refunds of the rest go on and are decided on what is left
+    (``exceeds_refundable``). Once the lease has run out the call is taken for dead."""
     children = s.list_transactions(parent_id=original.id, statuses=_IN_DOUBT)
-    return sorted(t.id for t in children if not _in_flight(s, t))
+    return sorted(t.id for t in children if not _in_flight(s, t, now))
 
 
-def _in_flight(s: StoreSession, record: Transaction) -> bool:
+def _in_flight(s: StoreSession, record: Transaction, now: datetime) -> bool:
     if record.status is not TransactionStatus.UNKNOWN or record.idempotency_key is None:
         return False
     key, _, action = record.idempotency_key.rpartition(":")
     if action != record.kind.value or not key:
         return False
     call = s.get_idempotency(key)
-    return call is not None and call.state is IdempotencyState.IN_PROGRESS
+    return (
+        call is not None
+        and call.state is IdempotencyState.IN_PROGRESS
+        and (call.lease_until is None or now < call.lease_until)
+    )
 
 
 def _certificate_ids(
