@@ -339,5 +339,6 @@ def test_claimed_entries_round_trip_exactly(sql_url: str) -> None:
                 state=QueueState.CLAIMED,
                 claimed_by="w",
                 lease_until=T0 + timedelta(seconds=60),
+                fence=1,
             )
         )

@@ -144,6 +144,7 @@ class EngineBase:
             now=self.ctx.now(),
             owner=self.ctx.worker_id,
             body=body,
+            lease_seconds=self.ctx.lease_seconds,
         )
 
     def _guarded(

@@ -12,6 +12,7 @@ from ..plugins.events import OutcomeUnknown
 from ..plugins.protocols import GatewayOperation, GatewayRequest, OutcomeStatus
 from .context import EngineContext, call_gateway
 from .results import ChargeOutcome, ChargeResult
+from .written_ahead import note_write_ahead
 
 __all__ = ["charge"]
 
@@ -49,6 +50,7 @@ def charge(
     )
     with ctx.store.session() as s:
         s.insert_transaction(sale)
+        note_write_ahead(s, key, sale.id)  # the key's lease fence: raises if it was taken over
         ctx.audit(
             s,
             action="sale.write_ahead",

@@ -1,6 +1,6 @@
 """Idempotency keys: a replay returns the stored result, and nothing runs twice.
 
-Every money-moving engine call takes an idempotency key. The first call with a key records
+Every money-moving engine call takes an idempotency key. The first call records
 ``(operation, fingerprint of the parameters)`` as *in progress* in the store, inside its own
 committed session, before anything else happens; a second worker that arrives with the same key
 finds the record (the store's unique key makes the insert race safe) and gets either the stored
@@ -10,26 +10,47 @@ stored with the record, and every replay structures it back: same answer, no gat
 
 A call that raised bad input (``BillingError`` before any money moved) drops its record, so the
 key can be used again with corrected parameters.
+
+**Stuck keys.** An in-progress record belongs to one call (``owner``, a random ``token``) and has
+a lease: ``lease_until = created_at + lease_seconds``. A call that died leaves its key in
+progress; once the lease has run out, the next caller with the same key (and parameters) decides,
+under the record's row lock, from the transactions the call wrote ahead (``written_ahead``):
+
+* none: nothing moved, so it takes the key over (its own token, a new lease) and runs the call;
+* any still ``unknown``/``pending``: ``OperationInProgressError``, asking to run ``reconcile()``;
+* all resolved: it answers what the call would have answered, built from the reconciled records
+  (``stuck_keys.recovered``: charges and refunds), and completes the key with it. No gateway is
+  called again. Other calls (subscriptions, inventory, metered closes) stay in progress for an
+  operator, because they write more than transactions.
+
+The lease is fenced: a call that outlives its lease and was taken over fails at its next
+write-ahead (``written_ahead.note_write_ahead``: ``OperationInProgressError``, nothing sent), and
+never overwrites or drops the record of the call that took over.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from collections.abc import Callable, Mapping
-from datetime import datetime
-from typing import Any, TypeVar
+from datetime import datetime, timedelta
+from typing import Any, TypeVar, cast
 
 import attrs
 
 from ..errors import ConflictError, IdempotencyError, InvalidValueError, OperationInProgressError
-from ..plugins.protocols import Store
-from ..plugins.records import IdempotencyRecord, IdempotencyState
+from ..model import TransactionStatus
+from ..plugins.protocols import Store, StoreSession
+from ..plugins.records import AuditEntry, IdempotencyRecord, IdempotencyState
 from ..serialization import structure, unstructure
+from .stuck_keys import recovered
+from .written_ahead import owning
 
 __all__ = ["fingerprint", "run_idempotent"]
 
 R = TypeVar("R")
+_IN_DOUBT = (TransactionStatus.UNKNOWN, TransactionStatus.PENDING)
 
 
 def fingerprint(operation: str, params: Mapping[str, Any]) -> str:
@@ -48,6 +69,18 @@ def check_key(key: object) -> str:
     return key
 
 
+DEFAULT_LEASE_SECONDS = 300
+"""How long an in-progress key belongs to its call before another caller may take it over."""
+
+
+@attrs.frozen
+class _Existing:
+    """What a caller that found the key taken does: replay ``result``, or run as ``record``."""
+
+    result: object = None
+    record: IdempotencyRecord | None = None
+
+
 def run_idempotent(
     store: Store,
     *,
@@ -58,20 +91,26 @@ def run_idempotent(
     now: datetime,
     owner: str,
     body: Callable[[], R],
+    lease_seconds: int = DEFAULT_LEASE_SECONDS,
 ) -> R:
     """Run ``body`` once per key; replays get the stored result (see the module docstring)."""
     check_key(key)
     print_ = fingerprint(operation, params)
     record = IdempotencyRecord(
-        key=key, operation=operation, fingerprint=print_, created_at=now, owner=owner
+        key=key,
+        operation=operation,
+        fingerprint=print_,
+        created_at=now,
+        owner=owner,
+        token=uuid.uuid4().hex,
+        lease_until=now + timedelta(seconds=lease_seconds),
     )
     try:
         with store.session() as session:
             session.insert_idempotency(record)
     except ConflictError:
-        with store.session() as session:
-            existing = session.get_idempotency(key)
-        if existing is None:  # finished with bad input and dropped meanwhile: try once more
+        found = _existing(store, record, result_type, lease_seconds)
+        if found is None:  # finished with bad input and dropped meanwhile: try once more
             return run_idempotent(
                 store,
                 key=key,
@@ -81,25 +120,143 @@ def run_idempotent(
                 now=now,
                 owner=owner,
                 body=body,
+                lease_seconds=lease_seconds,
             )
-        return _replay(existing, operation, print_, result_type)
+        if found.record is None:
+            return cast(R, found.result)
+        record = found.record
     try:
-        result = body()
-    except InvalidValueError:
-        _drop(store, record)
-        raise
-    except TypeError:
+        with owning(key, record.token or ""):
+            result = body()
+    except (InvalidValueError, TypeError):
         _drop(store, record)
         raise
     done = attrs.evolve(
         record, state=IdempotencyState.COMPLETED, result={"value": unstructure(result)}
     )
     with store.session() as session:
-        session.put_idempotency(done)
+        current = session.get_idempotency(key, lock=True)
+        if current is None or current.token == record.token:  # (else taken over: theirs wins)
+            session.put_idempotency(attrs.evolve(done, written_ahead=_ids(current)))
     return result
 
 
-def _replay(existing: IdempotencyRecord, operation: str, print_: str, result_type: type[R]) -> R:
+def _ids(record: IdempotencyRecord | None) -> tuple[str, ...]:
+    return record.written_ahead if record is not None else ()
+
+
+def _existing(
+    store: Store, mine: IdempotencyRecord, result_type: type[R], lease_seconds: int
+) -> _Existing | None:
+    """The key is taken: replay, raise, or take a stuck key over (see the module docstring)."""
+    with store.session() as s:  # a plain read first: a lock would slow the running call down
+        existing = s.get_idempotency(mine.key)
+        found = _live(existing, mine, result_type, lease_seconds)
+    if found is not None or existing is None:
+        return found
+    with store.session() as s:  # the lease ran out: decide under the record's row lock
+        existing = s.get_idempotency(mine.key, lock=True)
+        found = _live(existing, mine, result_type, lease_seconds)
+        if found is not None or existing is None:
+            return found
+        return _take_over(s, existing, mine, result_type, lease_seconds)
+
+
+def _live(
+    existing: IdempotencyRecord | None,
+    mine: IdempotencyRecord,
+    result_type: type[R],
+    lease_seconds: int,
+) -> _Existing | None:
+    """The replay of a finished call; raises while the call's lease runs; None otherwise."""
+    if existing is None:
+        return None
+    _check_same(existing, mine.operation, mine.fingerprint)
+    if existing.state is IdempotencyState.COMPLETED and existing.result is not None:
+        return _Existing(result=structure(existing.result["value"], result_type))
+    expires = _expiry(existing, lease_seconds)
+    if mine.created_at < expires:
+        raise _in_progress(existing, f"its lease runs until {expires.isoformat()}; ask again")
+    return None
+
+
+def _expiry(record: IdempotencyRecord, lease_seconds: int) -> datetime:
+    return record.lease_until or record.created_at + timedelta(seconds=lease_seconds)
+
+
+def _take_over(
+    s: StoreSession,
+    existing: IdempotencyRecord,
+    mine: IdempotencyRecord,
+    result_type: type[R],
+    lease_seconds: int,
+) -> _Existing:
+    """The stuck-key rule (see the module docstring), under the record's row lock."""
+    expires = _expiry(existing, lease_seconds)
+    written = [(i, s.get_transaction(i)) for i in existing.written_ahead]
+    doubt = [i for i, t in written if t is None or t.status in _IN_DOUBT]
+    if doubt:
+        raise _in_progress(
+            existing,
+            f"its lease ran out at {expires.isoformat()}, but the outcome of "
+            f"{', '.join(doubt)}, which it wrote ahead, is unknown: run reconcile(), then "
+            "ask again",
+        )
+    records = [t for _, t in written if t is not None]
+    if not records:
+        taken = attrs.evolve(
+            existing, owner=mine.owner, token=mine.token, lease_until=mine.lease_until
+        )
+        s.put_idempotency(taken)
+        _audit(s, existing, mine, "rerun")
+        return _Existing(record=taken)
+    answer = recovered(result_type, s, records)
+    if answer is None:
+        raise _in_progress(
+            existing,
+            f"its lease ran out at {expires.isoformat()} after it wrote ahead "
+            f"{', '.join(existing.written_ahead)} (resolved); a {existing.operation} cannot "
+            "be answered from those records alone: an operator must finish it",
+        )
+    s.put_idempotency(
+        attrs.evolve(
+            existing,
+            state=IdempotencyState.COMPLETED,
+            result={"value": unstructure(answer)},
+        )
+    )
+    _audit(s, existing, mine, "recorded")
+    return _Existing(result=answer)
+
+
+def _audit(s: StoreSession, stuck: IdempotencyRecord, mine: IdempotencyRecord, how: str) -> None:
+    s.append_audit(
+        AuditEntry(
+            at=mine.created_at,
+            actor=mine.owner or "",
+            action="idempotency.taken_over",
+            subject_id=stuck.key,
+            detail={
+                "operation": stuck.operation,
+                "previous_owner": stuck.owner,
+                "lease_until": stuck.lease_until.isoformat() if stuck.lease_until else None,
+                "written_ahead": list(stuck.written_ahead),
+                "how": how,
+            },
+        )
+    )
+
+
+def _in_progress(existing: IdempotencyRecord, why: str) -> OperationInProgressError:
+    return OperationInProgressError(
+        f"the request with idempotency key {existing.key!r} is still in progress "
+        f"(started {existing.created_at.isoformat()} by {existing.owner}): {why}",
+        field="idempotency_key",
+        value=existing.key,
+    )
+
+
+def _check_same(existing: IdempotencyRecord, operation: str, print_: str) -> None:
     if existing.operation != operation or existing.fingerprint != print_:
         raise IdempotencyError(
             f"idempotency key {existing.key!r} was first used for {existing.operation} with other "
@@ -107,17 +264,12 @@ def _replay(existing: IdempotencyRecord, operation: str, print_: str, result_typ
             field="idempotency_key",
             value=existing.key,
         )
-    if existing.state is not IdempotencyState.COMPLETED or existing.result is None:
-        raise OperationInProgressError(
-            f"the request with idempotency key {existing.key!r} is still in progress "
-            f"(started {existing.created_at.isoformat()}); ask again later",
-            field="idempotency_key",
-            value=existing.key,
-        )
-    return structure(existing.result["value"], result_type)
 
 
 def _drop(store: Store, record: IdempotencyRecord) -> None:
-    """Forget a key whose call failed on bad input before any money moved."""
+    """Forget a key whose call failed on bad input before any money moved (unless another
+    call has taken the key over meanwhile)."""
     with store.session() as session:
-        session.delete_idempotency(record.key)
+        current = session.get_idempotency(record.key, lock=True)
+        if current is not None and current.token == record.token:
+            session.delete_idempotency(record.key)

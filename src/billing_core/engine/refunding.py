@@ -56,6 +56,7 @@ from ..serialization import unstructure
 from .certificate_refunds import give_back
 from .context import EngineContext, call_gateway, lookup
 from .results import QueueRunResult, ReconcileResult, RefundOutcome, RefundResult
+from .written_ahead import note_write_ahead
 
 __all__ = ["process_refund_queue", "reconcile", "refund", "sync_settlement"]
 
@@ -91,7 +92,7 @@ def refund(
         original = s.get_transaction(transaction_id, lock=True)
         if original is None:
             raise NotFoundError(f"no transaction {transaction_id!r}", field="transaction_id")
-        doubt = _in_doubt_children(s, original)
+        doubt = _in_doubt_children(s, original, now)
         if doubt:
             ctx.audit(
                 s,
@@ -181,6 +182,7 @@ def _write_ahead(
     record = attrs.evolve(applied.record, status=TransactionStatus.UNKNOWN)
     s.update_transaction(applied.original)
     s.insert_transaction(record)
+    note_write_ahead(s, key, record.id)  # the key's lease fence: raises if it was taken over
     ctx.audit(
         s,
         action=f"{step.action.value}.write_ahead",
@@ -248,14 +250,50 @@ def _completed(
     *,
     actor: str,
     retried: bool = False,
+    claim: QueueEntry | None = None,
 ) -> RefundResult:
+    """The gateway carried out ``record``: move its amount from reserved to refunded, once."""
+    return _record_success(ctx, record, outcome, actor=actor, retried=retried, claim=claim)[0]
+
+
+def _record_success(
+    ctx: EngineContext,
+    record: Transaction,
+    outcome: GatewayOutcome,
+    *,
+    actor: str,
+    retried: bool,
+    claim: QueueEntry | None,
+) -> tuple[RefundResult, bool]:
+    """``_completed``, and whether this call recorded the success (False: it was already).
+
+    ``claim`` is the queue entry as the retrying worker claimed it (None outside the queue). A
+    record that is already ``completed`` (the worker that took the lease over, or
+    ``reconcile``, recorded the same gateway refund first) is left alone and audited: the money
+    is counted once. Otherwise the success is recorded whoever holds the lease, because the
+    money has moved: a stale worker's success completes the refund and the entry, and the
+    owner's own call, made with the same gateway key, gets the same success replayed and finds
+    it recorded. If the entry had given up meanwhile (the owner's retry was declined before
+    this call reached the gateway), its released reservation is taken again and completed."""
     with ctx.store.session() as s:
         original = _parent(s, record)
         current = s.get_transaction(record.id, lock=True) or record
+        entry = s.get_queue_entry(queue_id(record.id), lock=True)
+        stale = claim is not None and (entry is None or not entry.held_by(claim))
+        if current.status is TransactionStatus.COMPLETED:
+            ctx.audit(
+                s,
+                action="queue.lease_lost" if stale else f"{record.kind.value}.already_recorded",
+                subject_id=record.id,
+                actor=actor,
+                detail=_stale_detail(claim, entry, outcome, recorded=False),
+            )
+            return completed_result(original, current, recorded=False), False
+        if entry is not None and entry.state is QueueState.GAVE_UP:
+            original = attrs.evolve(original, reserved=original.reserved + current.amount)
         done = effects.complete_refund(original, current, gateway_reference=outcome.reference)
         s.update_transaction(done.original)
         s.update_transaction(attrs.evolve(done.record, settled=outcome.settled))
-        entry = s.get_queue_entry(queue_id(record.id), lock=True)
         if entry is not None and entry.state is not QueueState.SUCCEEDED:
             s.put_queue_entry(
                 attrs.evolve(
@@ -266,12 +304,15 @@ def _completed(
                     attempts=(*entry.attempts, Attempt(at=ctx.now(), outcome="succeeded")),
                 )
             )
+        detail: dict[str, object] = {"original": original.id, "reference": outcome.reference}
+        if stale:
+            detail.update(_stale_detail(claim, entry, outcome, recorded=True))
         ctx.audit(
             s,
             action=f"{record.kind.value}.succeeded",
             subject_id=record.id,
             actor=actor,
-            detail={"original": original.id, "reference": outcome.reference},
+            detail=detail,
         )
     give_back(ctx, original, done.original, actor=actor)  # certificates and inventory
     event_at = ctx.now()
@@ -284,7 +325,6 @@ def _completed(
                 gateway=original.gateway or "",
             )
         )
-        what, result = "voided", RefundOutcome.VOIDED
     else:
         ctx.emit(
             RefundIssued(
@@ -295,15 +335,45 @@ def _completed(
                 retried=retried,
             )
         )
+    return completed_result(done.original, done.record, recorded=True), True
+
+
+def completed_result(original: Transaction, record: Transaction, *, recorded: bool) -> RefundResult:
+    """The answer for a completed refund or void ``record`` of ``original``."""
+    if record.kind is TransactionKind.VOID:
+        what, result = "voided", RefundOutcome.VOIDED
+    else:
         what, result = "refunded", RefundOutcome.REFUNDED
+    already = "" if recorded else " (already recorded)"
     return RefundResult(
         transaction_id=original.id,
         outcome=result,
         amount=record.amount,
         refund_transaction_id=record.id,
-        explanation=f"{record.amount} was {what}; the payment is now {done.original.status.value}"
-        f" ({done.original.refunded} of {done.original.amount} given back).",
+        explanation=f"{record.amount} was {what}{already}; the payment is now "
+        f"{original.status.value} ({original.refunded} of {original.amount} given back).",
     )
+
+
+def _stale_detail(
+    claim: QueueEntry | None,
+    entry: QueueEntry | None,
+    outcome: GatewayOutcome | None,
+    *,
+    stage: str = "after the gateway call",
+    recorded: bool = False,
+) -> dict[str, object]:
+    """The audit detail of a write by a worker whose lease may have been taken over."""
+    return {
+        "queue_entry": entry.id if entry is not None else None,
+        "stage": stage,
+        "fence": claim.fence if claim is not None else None,
+        "current_fence": entry.fence if entry is not None else None,
+        "current_state": entry.state.value if entry is not None else None,
+        "current_owner": entry.claimed_by if entry is not None else None,
+        "outcome": outcome.status.value if outcome is not None else None,
+        "recorded": recorded,
+    }
 
 
 def _in_doubt(
@@ -316,14 +386,15 @@ def _in_doubt(
     )
     with ctx.store.session() as s:
         current = s.get_transaction(record.id, lock=True) or record
-        s.update_transaction(attrs.evolve(current, status=status))
-        ctx.audit(
-            s,
-            action=f"{record.kind.value}.{status.value}",
-            subject_id=record.id,
-            actor=actor,
-            detail={"message": outcome.message},
-        )
+        if current.status is not TransactionStatus.COMPLETED:  # (else recorded meanwhile)
+            s.update_transaction(attrs.evolve(current, status=status))
+            ctx.audit(
+                s,
+                action=f"{record.kind.value}.{status.value}",
+                subject_id=record.id,
+                actor=actor,
+                detail={"message": outcome.message},
+            )
     return RefundResult(
         transaction_id=record.parent_id or "",
         outcome=RefundOutcome.UNKNOWN,
@@ -505,7 +576,7 @@ def process_refund_queue(
         entries = s.claim_due(
             now=at, worker=ctx.worker_id, lease_seconds=ctx.lease_seconds, limit=limit
         )
-    counts = {"succeeded": 0, "retry_later": 0, "gave_up": 0, "unknown": 0}
+    counts = {"succeeded": 0, "retry_later": 0, "gave_up": 0, "unknown": 0, "lease_lost": 0}
     for entry in entries:
         counts[_retry(ctx, entry, at)] += 1
     return QueueRunResult(
@@ -514,22 +585,41 @@ def process_refund_queue(
         retry_later=counts["retry_later"],
         gave_up=counts["gave_up"],
         unknown=counts["unknown"],
+        lease_lost=counts["lease_lost"],
     )
 
 
-def _retry(ctx: EngineContext, entry: QueueEntry, now: datetime) -> str:
+def _retry(ctx: EngineContext, claim: QueueEntry, now: datetime) -> str:
+    """Retry the refund of ``claim`` (the entry as this worker claimed it, with its fence).
+
+    Every write checks, under the entry's row lock, that the claim still holds the lease (see
+    ``QueueEntry.held_by``); a worker whose lease was taken over records nothing but a
+    ``queue.lease_lost`` audit line, except a gateway success, which ``_completed`` records
+    once whoever holds the lease. The interleavings are listed in docs/reliability.md."""
     with ctx.store.session() as s:
-        record = s.get_transaction(entry.refund_transaction_id)
-        original = s.get_transaction(entry.original_transaction_id)
+        record = s.get_transaction(claim.refund_transaction_id)
+        original = s.get_transaction(claim.original_transaction_id)
+        stored = s.get_queue_entry(claim.id)
     if record is None or original is None:  # pragma: no cover - written in one session
         return "unknown"
+    if stored is None or not stored.held_by(claim):  # taken over before the call: no call
+        with ctx.store.session() as s:
+            _lease_lost(ctx, s, claim, None, stage="before the gateway call")
+        return "lease_lost"
     outcome = _send(ctx, original, record)
     if outcome.status is OutcomeStatus.SUCCEEDED:
-        _completed(ctx, record, outcome, actor=ctx.worker_id, retried=True)
-        return "succeeded"
+        _, recorded = _record_success(
+            ctx, record, outcome, actor=ctx.worker_id, retried=True, claim=claim
+        )
+        return "succeeded" if recorded else "lease_lost"
     if outcome.status in _DOUBTFUL:
         with ctx.store.session() as s:
-            current = s.get_queue_entry(entry.id, lock=True) or entry
+            _parent(s, record)  # the lock order of every refund write: original, record, entry
+            s.get_transaction(record.id, lock=True)
+            current = s.get_queue_entry(claim.id, lock=True)
+            if current is None or not current.held_by(claim):
+                _lease_lost(ctx, s, claim, outcome, stage="after the gateway call")
+                return "lease_lost"
             s.put_queue_entry(
                 attrs.evolve(
                     current,
@@ -540,18 +630,51 @@ def _retry(ctx: EngineContext, entry: QueueEntry, now: datetime) -> str:
                     attempts=(*current.attempts, Attempt(at=now, outcome=outcome.status.value)),
                 )
             )
-        _in_doubt(ctx, record, outcome, actor=ctx.worker_id)
+            _in_doubt(ctx, record, outcome, actor=ctx.worker_id)
         return "unknown"
-    return _register_failure(ctx, entry.id, outcome, now)
+    return _register_failure(ctx, claim.id, outcome, now, claim=claim)
+
+
+def _lease_lost(
+    ctx: EngineContext,
+    s: StoreSession,
+    claim: QueueEntry,
+    outcome: GatewayOutcome | None,
+    *,
+    stage: str,
+) -> None:
+    """Audit a write this worker did not make because its lease was taken over."""
+    ctx.audit(
+        s,
+        action="queue.lease_lost",
+        subject_id=claim.refund_transaction_id,
+        actor=ctx.worker_id,
+        detail=_stale_detail(claim, s.get_queue_entry(claim.id), outcome, stage=stage),
+    )
 
 
 def _register_failure(
-    ctx: EngineContext, entry_id: str, outcome: GatewayOutcome, now: datetime
+    ctx: EngineContext,
+    entry_id: str,
+    outcome: GatewayOutcome,
+    now: datetime,
+    *,
+    claim: QueueEntry | None = None,
 ) -> str:
+    """A retry failed: add the attempt, then queue the next one or give up. With ``claim``,
+    only while the claim still holds the lease (else a ``queue.lease_lost`` audit line)."""
     error = _error(outcome)
     with ctx.store.session() as s:
-        current = s.get_queue_entry(entry_id, lock=True)
-        if current is None or current.state in (QueueState.SUCCEEDED, QueueState.GAVE_UP):
+        peek = s.get_queue_entry(entry_id)
+        if peek is None:  # pragma: no cover - entries are never deleted
+            return "unknown"
+        s.get_transaction(peek.original_transaction_id, lock=True)  # lock order: original,
+        s.get_transaction(peek.refund_transaction_id, lock=True)  # record, entry
+        current = s.get_queue_entry(entry_id, lock=True) or peek
+        if claim is not None and not current.held_by(claim):
+            _lease_lost(ctx, s, claim, outcome, stage="after the gateway call")
+            return "lease_lost"
+        if current.state in (QueueState.SUCCEEDED, QueueState.GAVE_UP):
             return "unknown"
         failed = attrs.evolve(
             current,
@@ -670,24 +793,29 @@ def _stored(ctx: EngineContext, transaction_id: str) -> Transaction:
     return t
 
 
-def _in_doubt_children(s: StoreSession, original: Transaction) -> list[str]:
+def _in_doubt_children(s: StoreSession, original: Transaction, now: datetime) -> list[str]:
     """The refunds and voids of ``original`` whose gateway outcome is in doubt: answered
     ``unknown``/``pending``, or written ahead by a call that has ended without recording an
     answer. A record written ahead by a call still running (its engine idempotency record is
-    ``in_progress``) is in flight, not in doubt: its amount is reserved, so concurrent refunds
-    of the rest go on and are decided on what is left (``exceeds_refundable``)."""
+    ``in_progress`` and its lease has not run out) is in flight, not in doubt: its amount is
+    reserved, so concurrent refunds of the rest go on and are decided on what is left
+    (``exceeds_refundable``). Once the lease has run out the call is taken for dead."""
     children = s.list_transactions(parent_id=original.id, statuses=_IN_DOUBT)
-    return sorted(t.id for t in children if not _in_flight(s, t))
+    return sorted(t.id for t in children if not _in_flight(s, t, now))
 
 
-def _in_flight(s: StoreSession, record: Transaction) -> bool:
+def _in_flight(s: StoreSession, record: Transaction, now: datetime) -> bool:
     if record.status is not TransactionStatus.UNKNOWN or record.idempotency_key is None:
         return False
     key, _, action = record.idempotency_key.rpartition(":")
     if action != record.kind.value or not key:
         return False
     call = s.get_idempotency(key)
-    return call is not None and call.state is IdempotencyState.IN_PROGRESS
+    return (
+        call is not None
+        and call.state is IdempotencyState.IN_PROGRESS
+        and (call.lease_until is None or now < call.lease_until)
+    )
 
 
 def _certificate_ids(

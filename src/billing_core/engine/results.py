@@ -179,7 +179,8 @@ def _queue_explanation(r: QueueRunResult) -> str:
         return "The refund retry queue was not run."
     return (
         f"Claimed {_plural(r.claimed, 'due refund')}: {r.succeeded} succeeded, "
-        f"{r.retry_later} will be tried again, {r.gave_up} gave up, {r.unknown} unknown."
+        f"{r.retry_later} will be tried again, {r.gave_up} gave up, {r.unknown} unknown"
+        + (f", {r.lease_lost} taken over by another worker." if r.lease_lost else ".")
     )
 
 
@@ -192,6 +193,7 @@ class QueueRunResult:
     retry_later: int = 0
     gave_up: int = 0
     unknown: int = 0
+    lease_lost: int = 0  # taken over by another worker meanwhile: nothing recorded twice
     outcome: JobOutcome = JobOutcome.DONE
     reason: str | None = None
     explanation: str = attrs.field(default=attrs.Factory(_queue_explanation, takes_self=True))

@@ -176,11 +176,15 @@ def due_order_key(entry: QueueEntry, position: int) -> tuple[Any, ...]:
 
 
 def claimed(entry: QueueEntry, *, now: datetime, worker: str, lease_seconds: int) -> QueueEntry:
+    """``entry`` claimed by ``worker`` until ``now + lease_seconds``, with the next fencing
+    number. The stores call it on the stored entry, under its row lock, so two claims of one
+    entry never get the same fence."""
     return attrs.evolve(
         entry,
         state=QueueState.CLAIMED,
         claimed_by=worker,
         lease_until=now + timedelta(seconds=lease_seconds),
+        fence=entry.fence + 1,
     )
 
 

@@ -3,10 +3,14 @@
 * ``QueueEntry``: a failed refund waiting to be tried again. It points at the refund transaction
   that was written ahead (and whose money stays reserved on the original while it waits), keeps
   the refund's original idempotency key (every retry reuses it, so a gateway never refunds twice),
-  and records every attempt with its time and error.
+  and records every attempt with its time and error. Each claim raises its ``fence`` (a fencing
+  number) by one: a worker writes for an entry only while the stored entry is still ``claimed``
+  with the fence it was handed, so a worker whose lease was taken over writes nothing.
 * ``IdempotencyRecord``: what an engine call with a given key asked (a fingerprint of its
   parameters) and, once finished, what it answered (its JSON form). A replay returns the stored
-  answer; the same key with other parameters is an error.
+  answer; the same key with other parameters is an error. While in progress it has an owner (one
+  engine call, ``owner`` plus a random ``token``), a lease (``lease_until``) and the ids of the
+  transactions the call wrote ahead (``written_ahead``), from which a stuck key is taken over.
 * ``AuditEntry``: one line of the append-only audit log: who did what to which record, when.
 * ``MeteredClose``: a metered period of one subscription and metric that was closed, and the
   answer of that close. Its key ``(subscription_id, metric, start, end)`` is unique in a store,
@@ -55,6 +59,10 @@ def _to_attempts(value: Iterable[Attempt]) -> tuple[Attempt, ...]:
     return tuple(value)  # a typed converter: mypy's attrs plugin reads its parameter type
 
 
+def _to_ids(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
 @attrs.frozen(kw_only=True)
 class QueueEntry:
     id: str
@@ -68,6 +76,17 @@ class QueueEntry:
     state: QueueState = QueueState.QUEUED
     claimed_by: str | None = None
     lease_until: datetime | None = None
+    fence: int = 0  # the fencing number of the latest claim: raised by one at every claim
+
+    def held_by(self, claim: QueueEntry) -> bool:
+        """Whether ``claim`` (this entry as a worker claimed it) still holds the lease: the
+        stored entry (``self``, read under its row lock) is claimed, by the same worker, with the
+        same fencing number. Time plays no part: an expired lease is held until taken over."""
+        return (
+            self.state is QueueState.CLAIMED
+            and self.fence == claim.fence
+            and self.claimed_by == claim.claimed_by
+        )
 
     @property
     def failures(self) -> int:
@@ -89,6 +108,10 @@ class IdempotencyRecord:
     state: IdempotencyState = IdempotencyState.IN_PROGRESS
     result: Mapping[str, Any] | None = None
     owner: str | None = None  # the worker executing it while in progress
+    token: str | None = None  # the one engine call executing it (a random token per call)
+    lease_until: datetime | None = None  # past it, an in-progress key may be taken over
+    written_ahead: tuple[str, ...] = attrs.field(default=(), converter=_to_ids)
+    """Ids of the transactions the call wrote ahead before calling a gateway."""
 
 
 @attrs.frozen(kw_only=True)

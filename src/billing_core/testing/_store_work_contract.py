@@ -115,8 +115,11 @@ class WorkContract:
             stored = s.get_queue_entry("q-a")
             assert stored is not None and stored.claimed_by == "w4"
             assert stored.lease_until == lapse + timedelta(seconds=300)
+            assert stored.fence == 2  # claimed by w1, then taken over by w4: a new fence each
             assert_same(
-                attrs.evolve(stored, state=QueueState.QUEUED, claimed_by=None, lease_until=None),
+                attrs.evolve(
+                    stored, state=QueueState.QUEUED, claimed_by=None, lease_until=None, fence=0
+                ),
                 entries[1],
             )
             finished = s.list_queue(states=[QueueState.SUCCEEDED, QueueState.GAVE_UP])
@@ -132,7 +135,8 @@ class WorkContract:
         with pytest.raises(Boom):  # a claim rolled back is no claim
             claim_then_fail()
         with store.session() as s:
-            assert s.get_queue_entry("q-none").claimed_by == "w4"  # type: ignore[union-attr]
+            kept = s.get_queue_entry("q-none")
+            assert kept is not None and (kept.claimed_by, kept.fence) == ("w4", 2)
 
     def test_concurrent_claims_never_share_an_entry(self, store: Store) -> None:
         now = datetime(2026, 5, 1, tzinfo=UTC)
