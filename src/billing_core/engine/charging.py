@@ -11,6 +11,7 @@ from ..money import Money
 from ..plugins.events import OutcomeUnknown
 from ..plugins.protocols import GatewayOperation, GatewayRequest, OutcomeStatus
 from .context import EngineContext, call_gateway
+from .recording import locked_if_unchanged
 from .results import ChargeOutcome, ChargeResult
 from .written_ahead import note_write_ahead
 
@@ -74,23 +75,31 @@ def charge(
         OutcomeStatus.NOT_SENT: TransactionStatus.FAILED,
         OutcomeStatus.UNKNOWN: TransactionStatus.UNKNOWN,
     }[outcome.status]
-    stored = attrs.evolve(
-        sale,
-        status=status,
-        gateway_reference=outcome.reference,
-        settled=outcome.settled,
-        settled_at=now if outcome.settled else None,
-    )
     with ctx.store.session() as s:
-        s.update_transaction(stored)
-        ctx.audit(
-            s,
-            action=f"sale.{outcome.status.value}",
-            subject_id=sale.id,
-            actor=actor,
-            detail={"reference": outcome.reference, "message": outcome.message},
+        current, unchanged = locked_if_unchanged(ctx, s, sale, outcome, actor=actor)
+        stored = current
+        # moved on: reconcile recorded it (and an agent may have voided it since): left alone,
+        # except a success after reconcile heard ``not_sent`` and failed it: the money moved
+        late_success = status is TransactionStatus.COMPLETED and (
+            current.status is TransactionStatus.FAILED
         )
-    if outcome.status in (OutcomeStatus.UNKNOWN, OutcomeStatus.PENDING):
+        if unchanged or late_success:
+            stored = attrs.evolve(
+                current,
+                status=status,
+                gateway_reference=outcome.reference,
+                settled=outcome.settled,
+                settled_at=now if outcome.settled else None,
+            )
+            s.update_transaction(stored)
+            ctx.audit(
+                s,
+                action=f"sale.{outcome.status.value}",
+                subject_id=sale.id,
+                actor=actor,
+                detail={"reference": outcome.reference, "message": outcome.message},
+            )
+    if unchanged and outcome.status in (OutcomeStatus.UNKNOWN, OutcomeStatus.PENDING):
         ctx.emit(OutcomeUnknown(at=now, transaction=stored, request=request, gateway=gateway.name))
     result = {
         OutcomeStatus.SUCCEEDED: (ChargeOutcome.CHARGED, f"Charged {amount}."),

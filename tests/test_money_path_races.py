@@ -1,0 +1,298 @@
+"""Entry points run together on the money path (issue 11, observations 1 to 4).
+
+Each test is a deterministic reproduction: worker A's gateway is a ``HookedGateway`` whose hook
+runs another entry point (``reconcile``, an agent's void, the refund queue) of worker B *during*
+A's gateway call, on one store and one sandbox gateway. Before the compare-and-set rule
+(``engine.recording``) and the in-flight rule of ``reconcile`` (docs/engine.md, "Recording a
+gateway answer"), each ended with the store and the gateway disagreeing, or with an exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from billing_core import BillingEngine, Customer, Money, TransactionStatus
+from billing_core.engine import RefundOutcome
+from billing_core.engine.results import ChargeOutcome
+from billing_core.plugins.manager import Plugins
+from billing_core.plugins.protocols import GatewayOutcome
+from billing_core.plugins.sandbox_gateway import Fault, SandboxGateway
+from billing_core.rules.permissions import Actor
+from billing_core.testing.clock import ManualClock
+from billing_core.testing.hooked_gateway import HookedGateway
+
+ADMIN = Actor(id="ada", role="admin")
+START = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+LEASE = 300
+USD = "USD"
+
+
+@attrs.define
+class Rig:
+    a: BillingEngine  # calls the gateway through ``hooked``
+    b: BillingEngine  # the other entry points: reconcile, agents, the queue
+    gateway: SandboxGateway
+    hooked: HookedGateway
+    clock: ManualClock
+
+    def payment(self, key: str, amount: str = "100.00", *, settled: bool = True) -> str:
+        sale = self.b.charge("c1", Money(amount, USD), idempotency_key=key, actor=ADMIN)
+        assert sale.transaction_id is not None
+        if settled:
+            self.clock.advance(days=2)
+        return sale.transaction_id
+
+    def late(self) -> None:
+        """A's lease runs out during its call: its call is taken for dead from now on."""
+        self.clock.advance(seconds=LEASE + 1)
+
+    def gateway_moved(self, operation: str, transaction_id: str) -> Money:
+        return sum(
+            (
+                e.amount
+                for e in self.gateway.ledger()
+                if e.operation == operation and e.transaction_id == transaction_id
+            ),
+            Money("0.00", USD),
+        )
+
+    def actions(self, subject: str) -> list[str]:
+        return [e.action for e in self.a.audit_log(subject_id=subject)]
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def rig(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Rig]:
+    if request.param == "memory":
+        url = "memory://"
+    elif request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'billing.sqlite3'}"
+    else:
+        url = request.getfixturevalue("postgres_schema_url")
+    clock = ManualClock(START)
+    gateway = SandboxGateway(clock=clock, settle_after=timedelta(days=1))
+    hooked = HookedGateway(gateway)
+    common: dict[str, Any] = {
+        "clock": clock,
+        "plugins": Plugins(clock=clock, entry_points=False),
+        "lease_seconds": LEASE,
+    }
+    a = BillingEngine(store=url, gateway=hooked, worker_id="worker-a", **common)
+    b = BillingEngine(store=a.store, gateway=gateway, worker_id="worker-b", **common)
+    a.add_customer(Customer(id="c1", company="Acme"), actor=ADMIN)
+    yield Rig(a=a, b=b, gateway=gateway, hooked=hooked, clock=clock)
+    a.store.close()
+
+
+# -- observation 1: reconcile acted on a call still in flight -------------------------------------
+def test_reconcile_skips_a_void_still_in_flight(rig: Rig) -> None:
+    payment = rig.payment("p1", settled=False)
+    runs = []
+    rig.hooked.before["void"] = lambda: runs.append(rig.b.reconcile())
+
+    result = rig.a.refund_transaction(payment, idempotency_key="v1", actor=ADMIN)
+
+    # before: reconcile heard not_sent, released the void; the void then raised
+    # ExceedsRefundableError and the store said completed, 0.00 refunded
+    assert (runs[0].checked, runs[0].resolved, runs[0].failed) == (0, 0, ())
+    assert result.outcome is RefundOutcome.VOIDED, result.explanation
+    stored = rig.a.transaction(payment)
+    assert (stored.status, stored.refunded, stored.reserved) == (
+        TransactionStatus.VOIDED,
+        Money("100.00", USD),
+        Money("0.00", USD),
+    )
+    assert rig.gateway_moved("void", result.refund_transaction_id or "") == Money("100.00", USD)
+
+
+def test_a_late_void_success_after_reconcile_failed_it_is_recorded_once(rig: Rig) -> None:
+    payment = rig.payment("p1", settled=False)
+
+    def during() -> None:
+        rig.late()  # A's lease ran out: reconcile now takes the void for dead
+        run = rig.b.reconcile()
+        assert (run.checked, run.resolved) == (1, 1)  # not_sent: void failed, released
+
+    rig.hooked.before["void"] = during
+    result = rig.a.refund_transaction(payment, idempotency_key="v1", actor=ADMIN)
+
+    assert result.outcome is RefundOutcome.VOIDED, result.explanation
+    void_id = result.refund_transaction_id or ""
+    stored = rig.a.transaction(payment)
+    assert (stored.status, stored.refunded, stored.reserved) == (
+        TransactionStatus.VOIDED,
+        Money("100.00", USD),
+        Money("0.00", USD),
+    )
+    assert rig.a.transaction(void_id).status is TransactionStatus.COMPLETED
+    assert "void.late_answer" in rig.actions(void_id)
+    assert rig.b.reconcile().checked == 0
+
+
+# -- observation 2: a late unknown written over what reconcile recorded ---------------------------
+def test_a_late_unknown_does_not_overwrite_what_reconcile_recorded(rig: Rig) -> None:
+    payment = rig.payment("p1")
+    rig.gateway.script("refund", [Fault.TIMEOUT_BEFORE_SEND])  # answers unknown, nothing moved
+
+    def after(_: GatewayOutcome) -> None:
+        rig.late()
+        run = rig.b.reconcile()  # not_sent: the refund is queued for a retry
+        assert (run.checked, run.resolved) == (1, 1)
+
+    rig.hooked.after["refund"] = after
+    result = rig.a.refund_transaction(
+        payment, amount=Money("30.00", USD), idempotency_key="r1", actor=ADMIN
+    )
+
+    # before: A wrote ``unknown`` over the queued refund, blocking the payment
+    assert result.outcome is RefundOutcome.QUEUED, result.explanation
+    refund_id = result.refund_transaction_id or ""
+    assert rig.a.transaction(refund_id).status is TransactionStatus.FAILED
+    assert "refund.late_answer" in rig.actions(refund_id)
+    assert rig.a.transaction(payment).reserved == Money("30.00", USD)
+    assert rig.b.reconcile().checked == 0
+    rig.clock.advance(days=1, minutes=1)
+    assert rig.b.process_refund_queue().succeeded == 1
+    stored = rig.a.transaction(payment)
+    assert (stored.refunded, stored.reserved) == (Money("30.00", USD), Money("0.00", USD))
+    assert rig.gateway_moved("refund", refund_id) == Money("30.00", USD)
+
+
+def test_a_late_unknown_after_reconcile_completed_counts_the_refund_once(rig: Rig) -> None:
+    payment = rig.payment("p1")
+    rig.gateway.script("refund", [Fault.TIMEOUT_AFTER_SEND])  # refunded, answered unknown
+
+    def after(_: GatewayOutcome) -> None:
+        rig.late()
+        assert rig.b.reconcile().resolved == 1
+
+    rig.hooked.after["refund"] = after
+    result = rig.a.refund_transaction(
+        payment, amount=Money("30.00", USD), idempotency_key="r1", actor=ADMIN
+    )
+
+    assert result.outcome is RefundOutcome.REFUNDED, result.explanation
+    refund_id = result.refund_transaction_id or ""
+    for _ in range(2):  # later runs find nothing to count again
+        assert rig.b.reconcile().checked == 0
+    stored = rig.a.transaction(payment)
+    assert (stored.refunded, stored.reserved) == (Money("30.00", USD), Money("0.00", USD))
+    assert rig.gateway_moved("refund", refund_id) == Money("30.00", USD)
+    more = rig.b.refund_transaction(
+        payment, amount=Money("10.00", USD), idempotency_key="r2", actor=ADMIN
+    )
+    assert more.outcome is RefundOutcome.REFUNDED, more.explanation
+
+
+# -- observation 3: one record that raises blocks every other ------------------------------------
+def _on_a_retired_gateway(rig: Rig, fault: Fault) -> str:
+    """A refund of 20.00 answered with ``fault`` by a gateway worker A no longer has configured:
+    A raises ``PluginError`` on it (one bad record); returns its payment."""
+    retired = SandboxGateway(clock=rig.clock, name="retired", settle_after=timedelta(days=1))
+    c = BillingEngine(
+        store=rig.a.store,
+        gateway=retired,
+        clock=rig.clock,
+        plugins=Plugins(clock=rig.clock, entry_points=False),
+        lease_seconds=LEASE,
+    )
+    sale = c.charge("c1", Money("100.00", USD), idempotency_key="old", actor=ADMIN)
+    payment = sale.transaction_id or ""
+    rig.clock.advance(days=2)
+    retired.script("refund", [fault])
+    c.refund_transaction(payment, amount=Money("20.00", USD), idempotency_key="old-r", actor=ADMIN)
+    return payment
+
+
+def test_reconcile_reports_a_failing_record_and_goes_on(rig: Rig) -> None:
+    bad = _on_a_retired_gateway(rig, Fault.TIMEOUT_AFTER_SEND)
+    good = rig.payment("p1")
+    rig.gateway.script("refund", [Fault.TIMEOUT_AFTER_SEND])
+    answer = rig.a.refund_transaction(
+        good, amount=Money("20.00", USD), idempotency_key="r1", actor=ADMIN
+    )
+    assert answer.outcome is RefundOutcome.UNKNOWN
+
+    run = rig.a.reconcile()  # before: raised PluginError; the good record waited behind it
+
+    assert (run.checked, run.resolved, run.still_unknown) == (2, 1, ())
+    ((failed_id, error),) = run.failed
+    assert rig.a.transaction(failed_id).parent_id == bad
+    assert "no payment gateway named 'retired'" in error
+    assert "1 failed" in run.explanation
+    assert rig.a.transaction(good).refunded == Money("20.00", USD)
+    assert rig.a.transaction(bad).reserved == Money("20.00", USD)  # untouched, still unknown
+
+
+def test_the_queue_reports_a_failing_entry_and_goes_on(rig: Rig) -> None:
+    bad = _on_a_retired_gateway(rig, Fault.DECLINE)
+    good = rig.payment("p1")
+    rig.gateway.script("refund", [Fault.DECLINE])
+    answer = rig.a.refund_transaction(
+        good, amount=Money("20.00", USD), idempotency_key="r1", actor=ADMIN
+    )
+    assert answer.outcome is RefundOutcome.QUEUED
+    rig.clock.advance(days=1, minutes=1)
+
+    run = rig.a.process_refund_queue()  # before: raised PluginError
+
+    assert (run.claimed, run.succeeded, len(run.failed)) == (2, 1, 1)
+    ((entry_id, error),) = run.failed
+    assert entry_id.startswith("q-") and "'retired'" in error
+    assert "1 failed (q-" in run.explanation
+    assert rig.a.transaction(good).refunded == Money("20.00", USD)
+    assert rig.a.transaction(bad).reserved == Money("20.00", USD)
+
+
+# -- observation 4: a slow charge answer wrote its stale copy of the sale -------------------------
+def test_a_slow_charge_answer_does_not_erase_a_void(rig: Rig) -> None:
+    voided: list[str] = []
+
+    def after(_: GatewayOutcome) -> None:
+        rig.late()
+        assert rig.b.reconcile().resolved == 1  # the sale: completed
+        (sale,) = rig.b.transactions(customer_id="c1")
+        void = rig.b.refund_transaction(sale.id, idempotency_key="agent-void", actor=ADMIN)
+        assert void.outcome is RefundOutcome.VOIDED
+        voided.append(sale.id)
+
+    rig.hooked.after["sale"] = after
+    result = rig.a.charge("c1", Money("50.00", USD), idempotency_key="c-1", actor=ADMIN)
+
+    assert result.outcome is ChargeOutcome.CHARGED
+    sale = rig.a.transaction(voided[0])
+    # before: the charge wrote its pre-call copy (completed, 0.00 refunded): the void was erased
+    assert (sale.status, sale.refunded) == (TransactionStatus.VOIDED, Money("50.00", USD))
+    assert "sale.late_answer" in rig.actions(sale.id)
+
+
+def test_reconcile_skips_a_sale_still_in_flight(rig: Rig) -> None:
+    runs = []
+    rig.hooked.before["sale"] = lambda: runs.append(rig.b.reconcile())
+
+    result = rig.a.charge("c1", Money("50.00", USD), idempotency_key="c-1", actor=ADMIN)
+
+    # before: reconcile heard not_sent and failed the sale the gateway then charged
+    assert runs[0].checked == 0
+    assert result.outcome is ChargeOutcome.CHARGED
+    assert rig.a.transaction(result.transaction_id or "").status is TransactionStatus.COMPLETED
+
+
+def test_a_late_charge_success_after_reconcile_failed_the_sale_is_recorded(rig: Rig) -> None:
+    def before() -> None:
+        rig.late()
+        assert rig.b.reconcile().resolved == 1  # not_sent: the sale is failed
+
+    rig.hooked.before["sale"] = before
+    result = rig.a.charge("c1", Money("50.00", USD), idempotency_key="c-1", actor=ADMIN)
+
+    sale_id = result.transaction_id or ""
+    assert result.outcome is ChargeOutcome.CHARGED
+    assert rig.a.transaction(sale_id).status is TransactionStatus.COMPLETED
+    assert rig.gateway_moved("sale", sale_id) == Money("50.00", USD)
+    assert "sale.late_answer" in rig.actions(sale_id)
