@@ -9,6 +9,8 @@ gateway answer"), each ended with the store and the gateway disagreeing, or with
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +19,7 @@ from typing import Any
 import attrs
 import pytest
 
-from billing_core import BillingEngine, Customer, Money, TransactionStatus
+from billing_core import BillingEngine, Customer, Money, Period, TransactionStatus
 from billing_core.engine import RefundOutcome
 from billing_core.engine.results import ChargeOutcome
 from billing_core.plugins.manager import Plugins
@@ -25,7 +27,7 @@ from billing_core.plugins.protocols import GatewayOutcome
 from billing_core.plugins.sandbox_gateway import Fault, SandboxGateway
 from billing_core.rules.permissions import Actor
 from billing_core.testing.clock import ManualClock
-from billing_core.testing.hooked_gateway import HookedGateway
+from billing_core.testing.hooked_gateway import Crash, HookedGateway
 
 ADMIN = Actor(id="ada", role="admin")
 START = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -296,3 +298,102 @@ def test_a_late_charge_success_after_reconcile_failed_the_sale_is_recorded(rig: 
     assert rig.a.transaction(sale_id).status is TransactionStatus.COMPLETED
     assert rig.gateway_moved("sale", sale_id) == Money("50.00", USD)
     assert "sale.late_answer" in rig.actions(sale_id)
+
+
+# -- renew_due run twice at once: one charge per term ----------------------------------------------
+def _due_subscription(rig: Rig) -> str:
+    sub = rig.a.add_subscription(
+        "c1",
+        term=Period.months(1),
+        inventory={"dv": 3},
+        unit_prices={"dv": Money("10.00", USD)},
+        idempotency_key="m",
+        actor=ADMIN,
+    )
+    assert sub.subscription_id is not None
+    rig.clock.advance(days=31)
+    return sub.subscription_id
+
+
+def _renewal_sales(rig: Rig, subscription_id: str) -> list[str]:
+    return [
+        t.id
+        for t in rig.a.transactions(customer_id="c1")
+        if t.subscription_id == subscription_id and (t.idempotency_key or "").startswith("renewal:")
+    ]
+
+
+def test_renew_due_during_another_renew_due_charges_the_term_once(rig: Rig) -> None:
+    subscription_id = _due_subscription(rig)
+    inner = []
+    rig.hooked.before["sale"] = lambda: inner.append(rig.b.renew_due(actor=ADMIN))
+
+    outer = rig.a.renew_due(actor=ADMIN)
+
+    # before: B renewed and charged the same term again: two sale rows, two gateway calls
+    assert inner[0].renewals == ()
+    [renewed] = outer
+    assert renewed.renewed and renewed.charge is not None
+    assert renewed.charge.outcome is ChargeOutcome.CHARGED
+    assert len(_renewal_sales(rig, subscription_id)) == 1
+    assert rig.gateway.calls["sale"] == 2  # the first term and one renewal
+    assert rig.a.subscription(subscription_id).start == START.date() + timedelta(days=30)
+    assert rig.a.renew_due(actor=ADMIN).renewals == ()
+
+
+def test_a_renewal_that_died_after_its_charge_is_finished_without_charging_again(
+    rig: Rig,
+) -> None:
+    subscription_id = _due_subscription(rig)
+
+    def die(_: GatewayOutcome) -> None:
+        raise Crash
+
+    rig.hooked.after["sale"] = die
+    with pytest.raises(Crash):
+        rig.a.renew_due(actor=ADMIN)
+    rig.b.renew_due(actor=ADMIN)  # within the lease: the dead renewal may still be running
+    assert rig.a.subscription(subscription_id).start == START.date()
+    rig.late()
+
+    [finished] = rig.b.renew_due(actor=ADMIN)
+
+    assert finished.renewed and finished.charge is None
+    assert len(_renewal_sales(rig, subscription_id)) == 1
+    assert rig.gateway.calls["sale"] == 2
+    assert rig.b.reconcile().resolved == 1  # the dead call's sale: charged at the gateway
+    (sale,) = _renewal_sales(rig, subscription_id)
+    assert rig.a.transaction(sale).status is TransactionStatus.COMPLETED
+
+
+def test_two_renew_due_threads_charge_the_term_once(rig: Rig) -> None:
+    subscription_id = _due_subscription(rig)
+    slow_too = HookedGateway(rig.gateway)
+    engines = [
+        rig.a,
+        BillingEngine(  # one store object, as a host's worker threads share it
+            store=rig.a.store,
+            gateway=slow_too,
+            clock=rig.clock,
+            plugins=Plugins(clock=rig.clock, entry_points=False),
+            lease_seconds=LEASE,
+        ),
+    ]
+    for hooked in (rig.hooked, slow_too):  # each sale takes a while: both runs list the term
+        hooked.before["sale"] = lambda: time.sleep(0.3)
+    start = threading.Barrier(2)
+    runs: list[int] = []
+
+    def run(engine: BillingEngine) -> None:
+        start.wait()
+        runs.append(sum(1 for r in engine.renew_due(actor=ADMIN) if r.renewed))
+
+    threads = [threading.Thread(target=run, args=(e,)) for e in engines]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+
+    assert sorted(runs) == [0, 1]
+    assert len(_renewal_sales(rig, subscription_id)) == 1
+    assert rig.gateway.calls["sale"] == 2  # the first term and one renewal

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import attrs
 
 from ..model import CertificateLine, Transaction, TransactionKind, TransactionStatus
 from ..money import Money
 from ..plugins.events import OutcomeUnknown
-from ..plugins.protocols import GatewayOperation, GatewayRequest, OutcomeStatus
+from ..plugins.protocols import GatewayOperation, GatewayRequest, OutcomeStatus, StoreSession
 from .context import EngineContext, call_gateway
 from .recording import locked_if_unchanged
 from .results import ChargeOutcome, ChargeResult
@@ -28,8 +28,12 @@ def charge(
     subscription_id: str | None = None,
     lines: Sequence[CertificateLine] = (),
     description: str = "",
+    claim: Callable[[StoreSession], None] | None = None,
 ) -> tuple[ChargeResult, Transaction | None]:
-    """Charge ``amount`` through the configured gateway; returns the result and the stored sale."""
+    """Charge ``amount`` through the configured gateway; returns the result and the stored sale.
+
+    ``claim`` runs first in the session that writes the sale ahead: it raises to write nothing
+    (``renewal_claims.claim_term``)."""
     if amount.amount == 0:
         return ChargeResult(
             outcome=ChargeOutcome.CHARGED, amount=amount, explanation="Nothing to charge."
@@ -50,6 +54,8 @@ def charge(
         idempotency_key=f"{key}:sale",
     )
     with ctx.store.session() as s:
+        if claim is not None:
+            claim(s)
         s.insert_transaction(sale)
         note_write_ahead(s, key, sale.id)  # the key's lease fence: raises if it was taken over
         ctx.audit(
