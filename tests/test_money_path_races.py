@@ -18,10 +18,13 @@ from typing import Any
 
 import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from billing_core import BillingEngine, Customer, Money, Period, TransactionStatus
 from billing_core.engine import RefundOutcome
 from billing_core.engine.results import ChargeOutcome
+from billing_core.model import TransactionStatus as S
 from billing_core.plugins.manager import Plugins
 from billing_core.plugins.protocols import GatewayOutcome
 from billing_core.plugins.sandbox_gateway import Fault, SandboxGateway
@@ -68,14 +71,7 @@ class Rig:
         return [e.action for e in self.a.audit_log(subject_id=subject)]
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
-def rig(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Rig]:
-    if request.param == "memory":
-        url = "memory://"
-    elif request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'billing.sqlite3'}"
-    else:
-        url = request.getfixturevalue("postgres_schema_url")
+def _rig(url: str) -> Rig:
     clock = ManualClock(START)
     gateway = SandboxGateway(clock=clock, settle_after=timedelta(days=1))
     hooked = HookedGateway(gateway)
@@ -87,8 +83,24 @@ def rig(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Rig]:
     a = BillingEngine(store=url, gateway=hooked, worker_id="worker-a", **common)
     b = BillingEngine(store=a.store, gateway=gateway, worker_id="worker-b", **common)
     a.add_customer(Customer(id="c1", company="Acme"), actor=ADMIN)
-    yield Rig(a=a, b=b, gateway=gateway, hooked=hooked, clock=clock)
-    a.store.close()
+    return Rig(a=a, b=b, gateway=gateway, hooked=hooked, clock=clock)
+
+
+def _memory_rig() -> Rig:
+    return _rig("memory://")
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def rig(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Rig]:
+    if request.param == "memory":
+        url = "memory://"
+    elif request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'billing.sqlite3'}"
+    else:
+        url = request.getfixturevalue("postgres_schema_url")
+    made = _rig(url)
+    yield made
+    made.a.store.close()
 
 
 # -- observation 1: reconcile acted on a call still in flight -------------------------------------
@@ -397,3 +409,73 @@ def test_two_renew_due_threads_charge_the_term_once(rig: Rig) -> None:
     assert sorted(runs) == [0, 1]
     assert len(_renewal_sales(rig, subscription_id)) == 1
     assert rig.gateway.calls["sale"] == 2  # the first term and one renewal
+
+
+# -- randomized interleavings: whatever runs during a call, store and gateway agree ----------------
+INTRUSION = st.sampled_from(["late", "reconcile", "queue", "agent_refund"])
+FAULT = st.sampled_from(
+    [None, Fault.TIMEOUT_AFTER_SEND, Fault.TIMEOUT_BEFORE_SEND, Fault.PENDING, Fault.DECLINE]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    late=st.booleans(),
+    settled=st.booleans(),
+    call=st.sampled_from(["refund", "full_refund", "charge"]),
+    fault=FAULT,
+    moment=st.sampled_from(["before", "after"]),
+    intrusions=st.lists(INTRUSION, max_size=3),
+)
+def test_any_interleaving_converges_to_the_gateways_books(
+    late: bool, settled: bool, call: str, fault: Fault | None, moment: str, intrusions: list[str]
+) -> None:
+    """A's call (a refund, a full refund or void, a charge) answered with ``fault``; during it
+    (before or after the gateway acted) B moves the clock past A's lease, reconciles, runs the
+    queue or refunds 10.00 as an agent, in any order. A's call never raises; after the lease
+    runs out, reconcile and the queue's days, nothing is in doubt and, for every charge, the
+    store's given-back total equals the gateway's to the cent."""
+    rig = _memory_rig()
+    payment = rig.payment("p1", settled=settled)
+    operation = {"refund": "refund", "full_refund": "refund" if settled else "void"}.get(
+        call, "sale"
+    )
+    if fault is not None:
+        rig.gateway.script(operation, [fault])
+    agent_keys = iter(range(10))
+
+    def during(*_: object) -> None:
+        for step in ["late"] * late + intrusions:
+            if step == "late":
+                rig.late()
+            elif step == "reconcile":
+                rig.b.reconcile()
+            elif step == "queue":
+                rig.b.process_refund_queue()
+            else:
+                rig.b.refund_transaction(
+                    payment,
+                    amount=Money("10.00", USD),
+                    idempotency_key=f"agent-{next(agent_keys)}",
+                    actor=ADMIN,
+                )
+
+    (rig.hooked.before if moment == "before" else rig.hooked.after)[operation] = during
+    if call == "charge":
+        rig.a.charge("c1", Money("20.00", USD), idempotency_key="a", actor=ADMIN)
+    else:
+        amount = Money("30.00", USD) if call == "refund" else None
+        rig.a.refund_transaction(payment, amount=amount, idempotency_key="a", actor=ADMIN)
+
+    rig.gateway.clear_faults()
+    for _ in range(5):  # past every lease, then a day of reconcile and queue at a time
+        rig.clock.advance(days=1, seconds=LEASE)
+        assert rig.b.reconcile().failed == ()
+        assert rig.b.process_refund_queue().failed == ()
+    stored = {t.id: t for t in rig.a.transactions()}
+    assert [t.id for t in stored.values() if t.status in (S.UNKNOWN, S.PENDING)] == []
+    for charge in rig.gateway.charges():
+        sale = stored[charge.transaction_id]
+        at_gateway = charge.amount if charge.voided else charge.refunded
+        assert sale.refunded == at_gateway, (sale, charge)
+        assert sale.reserved == Money("0.00", USD) or sale.status is not S.COMPLETED

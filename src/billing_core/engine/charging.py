@@ -85,11 +85,12 @@ def charge(
         current, unchanged = locked_if_unchanged(ctx, s, sale, outcome, actor=actor)
         stored = current
         # moved on: reconcile recorded it (and an agent may have voided it since): left alone,
-        # except a success after reconcile heard ``not_sent`` and failed it: the money moved
-        late_success = status is TransactionStatus.COMPLETED and (
-            current.status is TransactionStatus.FAILED
+        # except when reconcile heard ``not_sent`` and failed it but the gateway then charged
+        # (a success is recorded) or may have (``unknown``/``pending``: in doubt again)
+        reopened = current.status is TransactionStatus.FAILED and status is not (
+            TransactionStatus.FAILED
         )
-        if unchanged or late_success:
+        if unchanged or reopened:
             stored = attrs.evolve(
                 current,
                 status=status,
@@ -105,7 +106,7 @@ def charge(
                 actor=actor,
                 detail={"reference": outcome.reference, "message": outcome.message},
             )
-    if unchanged and outcome.status in (OutcomeStatus.UNKNOWN, OutcomeStatus.PENDING):
+    if (unchanged or reopened) and outcome.status in (OutcomeStatus.UNKNOWN, OutcomeStatus.PENDING):
         ctx.emit(OutcomeUnknown(at=now, transaction=stored, request=request, gateway=gateway.name))
     result = {
         OutcomeStatus.SUCCEEDED: (ChargeOutcome.CHARGED, f"Charged {amount}."),

@@ -367,6 +367,18 @@ def _released(record: Transaction, entry: QueueEntry | None) -> bool:
     return record.kind is TransactionKind.VOID or entry is None or entry.state is QueueState.GAVE_UP
 
 
+def _reopens(original: Transaction, stored: Transaction) -> bool:
+    """Whether a late doubtful answer puts the stored ``void`` back in doubt: reconcile failed it
+    (the gateway had not received it yet) and released its amount, which nothing has taken
+    since. It is reserved again and left ``unknown`` for the next ``reconcile``. (A refund
+    failed meanwhile is in the queue, whose retry with the same key learns the truth.)"""
+    return (
+        stored.kind is TransactionKind.VOID
+        and stored.status is TransactionStatus.FAILED
+        and original.refunded + original.reserved + stored.amount <= original.amount
+    )
+
+
 def _moved_on(original: Transaction, stored: Transaction) -> RefundResult:
     """The answer of a call whose record another entry point moved on during its gateway call
     (its late answer was audited, not written): what the store says now."""
@@ -422,7 +434,11 @@ def _in_doubt(
     with ctx.store.session() as s:
         original = _parent(s, record)
         current, unchanged = locked_if_unchanged(ctx, s, record, outcome, actor=actor)
-        if unchanged:
+        reopened = not unchanged and _reopens(original, current)
+        if reopened:  # reconcile failed a void that the gateway may carry out after all
+            original = attrs.evolve(original, reserved=original.reserved + current.amount)
+            s.update_transaction(original)
+        if unchanged or reopened:
             s.update_transaction(attrs.evolve(current, status=status))
             ctx.audit(
                 s,
@@ -431,7 +447,7 @@ def _in_doubt(
                 actor=actor,
                 detail={"message": outcome.message},
             )
-    if not unchanged:
+    if not (unchanged or reopened):
         return _moved_on(original, current)
     return RefundResult(
         transaction_id=record.parent_id or "",
