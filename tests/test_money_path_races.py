@@ -9,6 +9,7 @@ gateway answer"), each ended with the store and the gateway disagreeing, or with
 
 from __future__ import annotations
 
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -418,24 +419,50 @@ FAULT = st.sampled_from(
 )
 
 
-@settings(max_examples=200, deadline=None)
-@given(
-    late=st.booleans(),
-    settled=st.booleans(),
-    call=st.sampled_from(["refund", "full_refund", "charge"]),
-    fault=FAULT,
-    moment=st.sampled_from(["before", "after"]),
-    intrusions=st.lists(INTRUSION, max_size=3),
+INTERLEAVING = st.fixed_dictionaries(
+    {
+        "late": st.booleans(),
+        "settled": st.booleans(),
+        "call": st.sampled_from(["refund", "full_refund", "charge"]),
+        "fault": FAULT,
+        "moment": st.sampled_from(["before", "after"]),
+        "intrusions": st.lists(INTRUSION, max_size=3),
+    }
 )
-def test_any_interleaving_converges_to_the_gateways_books(
-    late: bool, settled: bool, call: str, fault: Fault | None, moment: str, intrusions: list[str]
+
+
+@settings(max_examples=200, deadline=None)
+@given(case=INTERLEAVING)
+def test_any_interleaving_converges_to_the_gateways_books(case: dict[str, Any]) -> None:
+    _interleave(_memory_rig(), **case)
+
+
+@settings(max_examples=25, deadline=None)
+@given(case=INTERLEAVING)
+def test_any_interleaving_converges_on_sqlite(case: dict[str, Any]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        rig = _rig(f"sqlite:///{Path(tmp) / 'billing.sqlite3'}")
+        try:
+            _interleave(rig, **case)
+        finally:
+            rig.a.store.close()
+
+
+def _interleave(
+    rig: Rig,
+    *,
+    late: bool,
+    settled: bool,
+    call: str,
+    fault: Fault | None,
+    moment: str,
+    intrusions: list[str],
 ) -> None:
     """A's call (a refund, a full refund or void, a charge) answered with ``fault``; during it
     (before or after the gateway acted) B moves the clock past A's lease, reconciles, runs the
     queue or refunds 10.00 as an agent, in any order. A's call never raises; after the lease
     runs out, reconcile and the queue's days, nothing is in doubt and, for every charge, the
     store's given-back total equals the gateway's to the cent."""
-    rig = _memory_rig()
     payment = rig.payment("p1", settled=settled)
     operation = {"refund": "refund", "full_refund": "refund" if settled else "void"}.get(
         call, "sale"
