@@ -5,7 +5,7 @@ CLI run during the scheduled one) may both decide to renew the same term. The te
 the store, in the session that writes its sale ahead (``charging.charge(claim=...)``): the
 subscription's row is locked and the claim holds only while
 
-* the stored subscription is still in the term the caller read (same state, same start), and
+* the stored subscription is still as the caller read it (same state, same term start), and
 * no sale of that term (its derived gateway key ``renewal:<id>:<new start>:sale``) is stored.
 
 The second caller waits for the lock, then finds the first caller's sale and renews nothing.
@@ -35,15 +35,18 @@ class TermTaken(Exception):
 
 
 def term_moved(s: StoreSession, sub: Subscription) -> bool:
-    """Whether the stored ``sub`` (row locked) left the term the caller read."""
+    """Whether the stored ``sub`` (row locked) left the term the caller read (another caller
+    renewed it). A state change alone (suspended meanwhile) does not count: once charged, the
+    term is renewed."""
     current = s.get_subscription(sub.id, lock=True)
-    return current is None or current.state is not sub.state or current.start != sub.start
+    return current is None or current.start != sub.start
 
 
 def claim_term(ctx: EngineContext, s: StoreSession, sub: Subscription, sale_key: str) -> None:
     """Claim the term of ``sub`` whose sale has the gateway key ``sale_key`` (see the module
     docstring); raises ``TermTaken`` when another caller has it."""
-    if term_moved(s, sub):
+    current = s.get_subscription(sub.id, lock=True)
+    if current is None or current.state is not sub.state or current.start != sub.start:
         raise TermTaken(sub.id, None)
     sales = [
         t
