@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import attrs
 
 from ..model import CertificateLine, Transaction, TransactionKind, TransactionStatus
 from ..money import Money
 from ..plugins.events import OutcomeUnknown
-from ..plugins.protocols import GatewayOperation, GatewayRequest, OutcomeStatus
+from ..plugins.protocols import GatewayOperation, GatewayRequest, OutcomeStatus, StoreSession
 from .context import EngineContext, call_gateway
+from .recording import locked_if_unchanged
 from .results import ChargeOutcome, ChargeResult
 from .written_ahead import note_write_ahead
 
@@ -27,8 +28,12 @@ def charge(
     subscription_id: str | None = None,
     lines: Sequence[CertificateLine] = (),
     description: str = "",
+    claim: Callable[[StoreSession], None] | None = None,
 ) -> tuple[ChargeResult, Transaction | None]:
-    """Charge ``amount`` through the configured gateway; returns the result and the stored sale."""
+    """Charge ``amount`` through the configured gateway; returns the result and the stored sale.
+
+    ``claim`` runs first in the session that writes the sale ahead: it raises to write nothing
+    (``renewal_claims.claim_term``)."""
     if amount.amount == 0:
         return ChargeResult(
             outcome=ChargeOutcome.CHARGED, amount=amount, explanation="Nothing to charge."
@@ -49,6 +54,8 @@ def charge(
         idempotency_key=f"{key}:sale",
     )
     with ctx.store.session() as s:
+        if claim is not None:
+            claim(s)
         s.insert_transaction(sale)
         note_write_ahead(s, key, sale.id)  # the key's lease fence: raises if it was taken over
         ctx.audit(
@@ -74,23 +81,32 @@ def charge(
         OutcomeStatus.NOT_SENT: TransactionStatus.FAILED,
         OutcomeStatus.UNKNOWN: TransactionStatus.UNKNOWN,
     }[outcome.status]
-    stored = attrs.evolve(
-        sale,
-        status=status,
-        gateway_reference=outcome.reference,
-        settled=outcome.settled,
-        settled_at=now if outcome.settled else None,
-    )
     with ctx.store.session() as s:
-        s.update_transaction(stored)
-        ctx.audit(
-            s,
-            action=f"sale.{outcome.status.value}",
-            subject_id=sale.id,
-            actor=actor,
-            detail={"reference": outcome.reference, "message": outcome.message},
+        current, unchanged = locked_if_unchanged(ctx, s, sale, outcome, actor=actor)
+        stored = current
+        # moved on: reconcile recorded it (and an agent may have voided it since): left alone,
+        # except when reconcile heard ``not_sent`` and failed it but the gateway then charged
+        # (a success is recorded) or may have (``unknown``/``pending``: in doubt again)
+        reopened = current.status is TransactionStatus.FAILED and status is not (
+            TransactionStatus.FAILED
         )
-    if outcome.status in (OutcomeStatus.UNKNOWN, OutcomeStatus.PENDING):
+        if unchanged or reopened:
+            stored = attrs.evolve(
+                current,
+                status=status,
+                gateway_reference=outcome.reference,
+                settled=outcome.settled,
+                settled_at=now if outcome.settled else None,
+            )
+            s.update_transaction(stored)
+            ctx.audit(
+                s,
+                action=f"sale.{outcome.status.value}",
+                subject_id=sale.id,
+                actor=actor,
+                detail={"reference": outcome.reference, "message": outcome.message},
+            )
+    if (unchanged or reopened) and outcome.status in (OutcomeStatus.UNKNOWN, OutcomeStatus.PENDING):
         ctx.emit(OutcomeUnknown(at=now, transaction=stored, request=request, gateway=gateway.name))
     result = {
         OutcomeStatus.SUCCEEDED: (ChargeOutcome.CHARGED, f"Charged {amount}."),

@@ -23,6 +23,7 @@ gives up, the reservation is released, and the merchant's notify emails get the 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from datetime import datetime
 
@@ -55,8 +56,11 @@ from ..rules.transitions import RefundAction
 from ..serialization import unstructure
 from .certificate_refunds import give_back
 from .context import EngineContext, call_gateway, lookup
+from .recording import locked_if_unchanged
 from .results import QueueRunResult, ReconcileResult, RefundOutcome, RefundResult
 from .written_ahead import note_write_ahead
+
+_log = logging.getLogger("billing_core.engine")
 
 __all__ = ["process_refund_queue", "reconcile", "refund", "sync_settlement"]
 
@@ -277,7 +281,7 @@ def _record_success(
     this call reached the gateway), its released reservation is taken again and completed."""
     with ctx.store.session() as s:
         original = _parent(s, record)
-        current = s.get_transaction(record.id, lock=True) or record
+        current, _ = locked_if_unchanged(ctx, s, record, outcome, actor=actor)
         entry = s.get_queue_entry(queue_id(record.id), lock=True)
         stale = claim is not None and (entry is None or not entry.held_by(claim))
         if current.status is TransactionStatus.COMPLETED:
@@ -289,7 +293,7 @@ def _record_success(
                 detail=_stale_detail(claim, entry, outcome, recorded=False),
             )
             return completed_result(original, current, recorded=False), False
-        if entry is not None and entry.state is QueueState.GAVE_UP:
+        if _released(current, entry):  # failed meanwhile: the money moved after all
             original = attrs.evolve(original, reserved=original.reserved + current.amount)
         done = effects.complete_refund(original, current, gateway_reference=outcome.reference)
         s.update_transaction(done.original)
@@ -355,6 +359,49 @@ def completed_result(original: Transaction, record: Transaction, *, recorded: bo
     )
 
 
+def _released(record: Transaction, entry: QueueEntry | None) -> bool:
+    """Whether the stored ``record`` gave its reservation back (a failed void, or a refund whose
+    queue entry gave up): a late success then takes it again before completing."""
+    if record.status is not TransactionStatus.FAILED:
+        return False
+    return record.kind is TransactionKind.VOID or entry is None or entry.state is QueueState.GAVE_UP
+
+
+def _reopens(original: Transaction, stored: Transaction) -> bool:
+    """Whether a late doubtful answer puts the stored ``void`` back in doubt: reconcile failed it
+    (the gateway had not received it yet) and released its amount, which nothing has taken
+    since. It is reserved again and left ``unknown`` for the next ``reconcile``. (A refund
+    failed meanwhile is in the queue, whose retry with the same key learns the truth.)"""
+    return (
+        stored.kind is TransactionKind.VOID
+        and stored.status is TransactionStatus.FAILED
+        and original.refunded + original.reserved + stored.amount <= original.amount
+    )
+
+
+def _moved_on(original: Transaction, stored: Transaction) -> RefundResult:
+    """The answer of a call whose record another entry point moved on during its gateway call
+    (its late answer was audited, not written): what the store says now."""
+    if stored.status is TransactionStatus.COMPLETED:
+        return completed_result(original, stored, recorded=False)
+    if stored.status in _IN_DOUBT:
+        outcome = RefundOutcome.UNKNOWN
+    elif stored.kind is TransactionKind.VOID:
+        outcome = RefundOutcome.FAILED
+    else:
+        outcome = RefundOutcome.QUEUED
+    return RefundResult(
+        transaction_id=original.id,
+        outcome=outcome,
+        amount=stored.amount,
+        refund_transaction_id=stored.id,
+        queue_entry_id=queue_id(stored.id) if outcome is RefundOutcome.QUEUED else None,
+        explanation=f"The {stored.kind.value} of {stored.amount} was recorded as "
+        f"{stored.status.value} by another worker (reconcile or the queue) while this call "
+        "waited for the gateway; its late answer was audited, not written.",
+    )
+
+
 def _stale_detail(
     claim: QueueEntry | None,
     entry: QueueEntry | None,
@@ -385,8 +432,13 @@ def _in_doubt(
         else TransactionStatus.UNKNOWN
     )
     with ctx.store.session() as s:
-        current = s.get_transaction(record.id, lock=True) or record
-        if current.status is not TransactionStatus.COMPLETED:  # (else recorded meanwhile)
+        original = _parent(s, record)
+        current, unchanged = locked_if_unchanged(ctx, s, record, outcome, actor=actor)
+        reopened = not unchanged and _reopens(original, current)
+        if reopened:  # reconcile failed a void that the gateway may carry out after all
+            original = attrs.evolve(original, reserved=original.reserved + current.amount)
+            s.update_transaction(original)
+        if unchanged or reopened:
             s.update_transaction(attrs.evolve(current, status=status))
             ctx.audit(
                 s,
@@ -395,6 +447,8 @@ def _in_doubt(
                 actor=actor,
                 detail={"message": outcome.message},
             )
+    if not (unchanged or reopened):
+        return _moved_on(original, current)
     return RefundResult(
         transaction_id=record.parent_id or "",
         outcome=RefundOutcome.UNKNOWN,
@@ -442,17 +496,20 @@ def _void_failed(
     """A void that was declined (not for settlement) or never sent: nothing happened."""
     with ctx.store.session() as s:
         original = _parent(s, void)
-        current = s.get_transaction(void.id, lock=True) or void
-        released = effects.release_refund(original, current)
-        s.update_transaction(released.original)
-        s.update_transaction(released.record)
-        ctx.audit(
-            s,
-            action="void.failed",
-            subject_id=void.id,
-            actor=actor,
-            detail={"status": outcome.status.value, "message": outcome.message},
-        )
+        current, unchanged = locked_if_unchanged(ctx, s, void, outcome, actor=actor)
+        if unchanged:
+            released = effects.release_refund(original, current)
+            s.update_transaction(released.original)
+            s.update_transaction(released.record)
+            ctx.audit(
+                s,
+                action="void.failed",
+                subject_id=void.id,
+                actor=actor,
+                detail={"status": outcome.status.value, "message": outcome.message},
+            )
+    if not unchanged:
+        return _moved_on(original, current)
     why = "was never sent" if outcome.status is OutcomeStatus.NOT_SENT else "was declined"
     return RefundResult(
         transaction_id=original.id,
@@ -471,7 +528,10 @@ def _queue_first_failure(
     now = ctx.now()
     error = _error(outcome)
     with ctx.store.session() as s:
-        current = s.get_transaction(record.id, lock=True) or record
+        original = _parent(s, record)
+        current, unchanged = locked_if_unchanged(ctx, s, record, outcome, actor=actor)
+        if not unchanged:
+            return _moved_on(original, current)
         failed = attrs.evolve(current, status=TransactionStatus.FAILED)
         s.update_transaction(failed)
         entry = QueueEntry(
@@ -577,9 +637,15 @@ def process_refund_queue(
             now=at, worker=ctx.worker_id, lease_seconds=ctx.lease_seconds, limit=limit
         )
     counts = {"succeeded": 0, "retry_later": 0, "gave_up": 0, "unknown": 0, "lease_lost": 0}
+    failed: list[tuple[str, str]] = []
     for entry in entries:
-        counts[_retry(ctx, entry, at)] += 1
+        try:
+            counts[_retry(ctx, entry, at)] += 1
+        except Exception as exc:  # one bad entry is reported; the others are still retried
+            _log.exception("the refund queue failed on %s", entry.id)
+            failed.append((entry.id, f"{type(exc).__name__}: {exc}"))
     return QueueRunResult(
+        failed=tuple(failed),
         claimed=len(entries),
         succeeded=counts["succeeded"],
         retry_later=counts["retry_later"],
@@ -694,18 +760,25 @@ def _register_failure(
 def reconcile(ctx: EngineContext) -> ReconcileResult:
     """Ask the gateway about every transaction whose outcome is unknown or pending, and record
     what it says. What the gateway itself cannot tell stays unknown (and is reported)."""
+    now = ctx.now()
     with ctx.store.session() as s:
-        doubtful = s.list_transactions(statuses=_IN_DOUBT)
+        doubtful = [t for t in s.list_transactions(statuses=_IN_DOUBT) if not _in_flight(s, t, now)]
     resolved = 0
     still: list[str] = []
+    failed: list[tuple[str, str]] = []
     for record in doubtful:
-        gateway = ctx.gateway(record.gateway)
-        outcome = lookup(gateway, record.id, record.idempotency_key or record.id)
-        if outcome.status in _DOUBTFUL:
-            still.append(record.id)
+        try:
+            gateway = ctx.gateway(record.gateway)
+            outcome = lookup(gateway, record.id, record.idempotency_key or record.id)
+            if outcome.status in _DOUBTFUL:
+                still.append(record.id)
+                continue
+            _resolve(ctx, record, outcome)
+        except Exception as exc:  # one bad record is reported; the others are still reconciled
+            _log.exception("reconcile failed on %s", record.id)
+            failed.append((record.id, f"{type(exc).__name__}: {exc}"))
             continue
         resolved += 1
-        _resolve(ctx, record, outcome)
         ctx.emit(
             OutcomeReconciled(
                 at=ctx.now(),
@@ -714,7 +787,9 @@ def reconcile(ctx: EngineContext) -> ReconcileResult:
                 gateway=gateway.name,
             )
         )
-    return ReconcileResult(checked=len(doubtful), resolved=resolved, still_unknown=tuple(still))
+    return ReconcileResult(
+        checked=len(doubtful), resolved=resolved, still_unknown=tuple(still), failed=tuple(failed)
+    )
 
 
 def _resolve(ctx: EngineContext, record: Transaction, outcome: GatewayOutcome) -> None:
@@ -731,12 +806,17 @@ def _resolve(ctx: EngineContext, record: Transaction, outcome: GatewayOutcome) -
                 _queue_first_failure(ctx, record, outcome, actor=actor)
             else:
                 with ctx.store.session() as s:
-                    current = s.get_transaction(record.id, lock=True) or record
-                    s.update_transaction(attrs.evolve(current, status=TransactionStatus.FAILED))
-                _register_failure(ctx, entry.id, outcome, ctx.now())
+                    _parent(s, record)
+                    current, unchanged = locked_if_unchanged(ctx, s, record, outcome, actor=actor)
+                    if unchanged:
+                        s.update_transaction(attrs.evolve(current, status=TransactionStatus.FAILED))
+                if unchanged:
+                    _register_failure(ctx, entry.id, outcome, ctx.now())
         return
     with ctx.store.session() as s:
-        current = s.get_transaction(record.id, lock=True) or record
+        current, unchanged = locked_if_unchanged(ctx, s, record, outcome, actor=actor)
+        if not unchanged:  # the charge's own answer was recorded meanwhile
+            return
         if outcome.status is OutcomeStatus.SUCCEEDED:
             updated = attrs.evolve(
                 current,

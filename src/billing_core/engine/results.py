@@ -174,13 +174,18 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
+def _failures(failed: tuple[tuple[str, str], ...]) -> str:
+    return "; ".join(f"{subject}: {error}" for subject, error in failed)
+
+
 def _queue_explanation(r: QueueRunResult) -> str:
     if r.outcome is JobOutcome.DENIED:
         return "The refund retry queue was not run."
     return (
         f"Claimed {_plural(r.claimed, 'due refund')}: {r.succeeded} succeeded, "
         f"{r.retry_later} will be tried again, {r.gave_up} gave up, {r.unknown} unknown"
-        + (f", {r.lease_lost} taken over by another worker." if r.lease_lost else ".")
+        + (f", {r.lease_lost} taken over by another worker" if r.lease_lost else "")
+        + (f", {len(r.failed)} failed ({_failures(r.failed)})." if r.failed else ".")
     )
 
 
@@ -194,6 +199,8 @@ class QueueRunResult:
     gave_up: int = 0
     unknown: int = 0
     lease_lost: int = 0  # taken over by another worker meanwhile: nothing recorded twice
+    failed: tuple[tuple[str, str], ...] = ()
+    """(entry id, error) of each entry whose retry raised; the other entries went on."""
     outcome: JobOutcome = JobOutcome.DONE
     reason: str | None = None
     explanation: str = attrs.field(default=attrs.Factory(_queue_explanation, takes_self=True))
@@ -204,7 +211,8 @@ def _reconcile_explanation(r: ReconcileResult) -> str:
         return "Nothing was reconciled."
     return (
         f"Asked the gateway about {_plural(r.checked, 'unknown outcome')}: {r.resolved} resolved, "
-        f"{len(r.still_unknown)} still unknown."
+        f"{len(r.still_unknown)} still unknown"
+        + (f", {len(r.failed)} failed ({_failures(r.failed)})." if r.failed else ".")
     )
 
 
@@ -215,6 +223,8 @@ class ReconcileResult:
     checked: int = 0
     resolved: int = 0
     still_unknown: tuple[str, ...] = ()
+    failed: tuple[tuple[str, str], ...] = ()
+    """(transaction id, error) of each record whose reconciliation raised; the rest went on."""
     outcome: JobOutcome = JobOutcome.DONE
     reason: str | None = None
     explanation: str = attrs.field(default=attrs.Factory(_reconcile_explanation, takes_self=True))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
+from functools import partial
 
 from ..errors import InvalidTypeError, InvalidValueError, NotFoundError
 from ..model import (
@@ -36,6 +37,7 @@ from .certificate_orders import (
 from .charging import charge
 from .context import EngineContext
 from .guards import blocklisted
+from .renewal_claims import TermTaken, claim_term, term_moved
 from .results import (
     ChargeOutcome,
     InventoryResult,
@@ -397,17 +399,25 @@ def renew_due(ctx: EngineContext, *, actor: str) -> list[RenewalResult]:
                 if q
             ]
             term_key = f"renewal:{sub.id}:{verdict.subscription.start.isoformat()}"
-            result, sale = charge(
-                ctx,
-                amount=total,
-                key=term_key,
-                actor=actor,
-                customer_id=sub.customer_id,
-                subscription_id=sub.id,
-                lines=lines,
-                description=verdict.explanation,
-            )
+            try:
+                result, sale = charge(
+                    ctx,
+                    amount=total,
+                    key=term_key,
+                    actor=actor,
+                    customer_id=sub.customer_id,
+                    subscription_id=sub.id,
+                    lines=lines,
+                    description=verdict.explanation,
+                    claim=partial(claim_term, ctx, sub=sub, sale_key=f"{term_key}:sale"),
+                )
+            except TermTaken as taken:  # another caller renews this term (renewal_claims)
+                if taken.sale is None:
+                    continue
+                sale = taken.sale  # its renewal died after the charge: finish it on that sale
         with ctx.store.session() as s:
+            if term_moved(s, sub):  # another caller renewed this term meanwhile
+                continue
             s.put_subscription(verdict.subscription)
             ctx.audit(
                 s,

@@ -1,0 +1,60 @@
+"""One renewal per term, however many ``renew_due`` callers run at once.
+
+``renew_due`` reads the due subscriptions without a lock, so two callers (two cron hosts, a
+CLI run during the scheduled one) may both decide to renew the same term. The term is claimed in
+the store, in the session that writes its sale ahead (``charging.charge(claim=...)``): the
+subscription's row is locked and the claim holds only while
+
+* the stored subscription is still as the caller read it (same state, same term start), and
+* no sale of that term (its derived gateway key ``renewal:<id>:<new start>:sale``) is stored.
+
+The second caller waits for the lock, then finds the first caller's sale and renews nothing.
+A sale of the term older than the engine's lease is a renewal that died between its charge and
+its subscription write: the term is renewed on that sale, never charged again (``reconcile``
+settles the sale's outcome). The subscription write itself checks again that the term has not
+moved (``term_moved``), so a term without a charge is renewed once too.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from ..model import Subscription, Transaction, TransactionKind
+from ..plugins.protocols import StoreSession
+from .context import EngineContext
+
+__all__ = ["TermTaken", "claim_term", "term_moved"]
+
+
+class TermTaken(Exception):
+    """Another caller renews (``sale is None``) or renewed (``sale``: finish on it) this term."""
+
+    def __init__(self, subscription_id: str, sale: Transaction | None) -> None:
+        super().__init__(subscription_id)
+        self.sale = sale
+
+
+def term_moved(s: StoreSession, sub: Subscription) -> bool:
+    """Whether the stored ``sub`` (row locked) left the term the caller read (another caller
+    renewed it). A state change alone (suspended meanwhile) does not count: once charged, the
+    term is renewed."""
+    current = s.get_subscription(sub.id, lock=True)
+    return current is None or current.start != sub.start
+
+
+def claim_term(ctx: EngineContext, s: StoreSession, sub: Subscription, sale_key: str) -> None:
+    """Claim the term of ``sub`` whose sale has the gateway key ``sale_key`` (see the module
+    docstring); raises ``TermTaken`` when another caller has it."""
+    current = s.get_subscription(sub.id, lock=True)
+    if current is None or current.state is not sub.state or current.start != sub.start:
+        raise TermTaken(sub.id, None)
+    sales = [
+        t
+        for t in s.list_transactions(customer_id=sub.customer_id)
+        if t.kind is TransactionKind.SALE and t.idempotency_key == sale_key
+    ]
+    if not sales:
+        return
+    first = min(sales, key=lambda t: t.created_at)
+    dead = ctx.now() >= first.created_at + timedelta(seconds=ctx.lease_seconds)
+    raise TermTaken(sub.id, first if dead else None)
