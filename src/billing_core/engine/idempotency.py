@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
@@ -39,7 +40,13 @@ from typing import Any, TypeVar, cast
 
 import attrs
 
-from ..errors import ConflictError, IdempotencyError, InvalidValueError, OperationInProgressError
+from ..errors import (
+    BillingError,
+    ConflictError,
+    IdempotencyError,
+    InvalidValueError,
+    OperationInProgressError,
+)
 from ..model import TransactionStatus
 from ..plugins.protocols import Store, StoreSession
 from ..plugins.records import AuditEntry, IdempotencyRecord, IdempotencyState
@@ -49,6 +56,7 @@ from .written_ahead import owning
 
 __all__ = ["fingerprint", "run_idempotent"]
 
+_log = logging.getLogger(__name__)
 R = TypeVar("R")
 _IN_DOUBT = (TransactionStatus.UNKNOWN, TransactionStatus.PENDING)
 
@@ -108,6 +116,7 @@ def run_idempotent(
     try:
         with store.session() as session:
             session.insert_idempotency(record)
+            _refuse_unresolved_twin(session, record, lease_seconds)
     except ConflictError:
         found = _existing(store, record, result_type, lease_seconds)
         if found is None:  # finished with bad input and dropped meanwhile: try once more
@@ -128,8 +137,8 @@ def run_idempotent(
     try:
         with owning(key, record.token or ""):
             result = body()
-    except (InvalidValueError, TypeError):
-        _drop(store, record)
+    except Exception as exc:
+        _ended(store, record, forget=isinstance(exc, BillingError | TypeError))
         raise
     done = attrs.evolve(
         record, state=IdempotencyState.COMPLETED, result={"value": unstructure(result)}
@@ -266,10 +275,42 @@ def _check_same(existing: IdempotencyRecord, operation: str, print_: str) -> Non
         )
 
 
-def _drop(store: Store, record: IdempotencyRecord) -> None:
-    """Forget a key whose call failed on bad input before any money moved (unless another
-    call has taken the key over meanwhile)."""
-    with store.session() as session:
-        current = session.get_idempotency(record.key, lock=True)
-        if current is not None and current.token == record.token:
-            session.delete_idempotency(record.key)
+def _ended(store: Store, record: IdempotencyRecord, *, forget: bool) -> None:
+    """The call raised: forget its key when it wrote nothing ahead and failed on bad input
+    (``forget``: a ``BillingError`` such as not-found, or a ``TypeError``); otherwise keep the
+    key bound to what it wrote ahead and end its lease, so the next caller decides by the
+    stuck-key rule at once. Nothing happens when another call took the key over meanwhile,
+    or when the store cannot be reached (the lease then runs out by itself)."""
+    try:
+        with store.session() as session:
+            current = session.get_idempotency(record.key, lock=True)
+            if current is None or current.token != record.token:
+                return
+            if forget and not current.written_ahead:
+                session.delete_idempotency(record.key)
+            else:
+                session.put_idempotency(attrs.evolve(current, lease_until=current.created_at))
+    except Exception:  # the store failed too: the original error is the caller's answer
+        _log.warning("could not end the lease of idempotency key %r", record.key, exc_info=True)
+
+
+def _refuse_unresolved_twin(s: StoreSession, mine: IdempotencyRecord, lease_seconds: int) -> None:
+    """A new key for a request (same operation and parameters) whose earlier key is still
+    in progress after its call ended (its lease ran out or was ended by an error) is refused:
+    the earlier key is resolved by ``reconcile()`` and a replay with it, never by running the
+    request again. Calls that are still running are not twins: identical requests may run at
+    once under different keys (each is decided on the stored books)."""
+    for other in s.unresolved_idempotency(mine.operation):
+        if (
+            other.key != mine.key
+            and other.fingerprint == mine.fingerprint
+            and _expiry(other, lease_seconds) <= mine.created_at
+        ):
+            raise OperationInProgressError(
+                f"the same {mine.operation} is unresolved under idempotency key {other.key!r} "
+                f"(started {other.created_at.isoformat()} by {other.owner}; its call ended "
+                f"without answering): run reconcile(), then ask again with key {other.key!r} "
+                "for its answer; a new key would run the request twice",
+                field="idempotency_key",
+                value=mine.key,
+            )
