@@ -51,10 +51,11 @@ from ..model import TransactionStatus
 from ..plugins.protocols import Store, StoreSession
 from ..plugins.records import AuditEntry, IdempotencyRecord, IdempotencyState
 from ..serialization import structure, unstructure
+from .results import ChargeResult, RefundResult
 from .stuck_keys import recovered
 from .written_ahead import owning
 
-__all__ = ["fingerprint", "run_idempotent"]
+__all__ = ["fingerprint", "recover_keys", "run_idempotent"]
 
 _log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -148,6 +149,41 @@ def run_idempotent(
         if current is None or current.token == record.token:  # (else taken over: theirs wins)
             session.put_idempotency(attrs.evolve(done, written_ahead=_ids(current)))
     return result
+
+
+_RECOVERABLE: Mapping[str, type[object]] = {
+    "charge": ChargeResult,
+    "refund_transaction": RefundResult,
+    "refund_order": RefundResult,
+}
+
+
+def recover_keys(store: Store, *, now: datetime, owner: str, lease_seconds: int) -> list[str]:
+    """Complete the keys of charges and refunds whose call ended without answering (lease run
+    out or ended) once every transaction they wrote ahead is resolved (``reconcile()`` runs it
+    after asking the gateways): the answer is built from the records, as a replay would, so the
+    key converges without its caller. Returns the keys completed."""
+    completed: list[str] = []
+    for operation, result_type in _RECOVERABLE.items():
+        with store.session() as s:
+            stuck = [
+                r
+                for r in s.unresolved_idempotency(operation)
+                if r.written_ahead and _expiry(r, lease_seconds) <= now
+            ]
+        for record in stuck:
+            mine = attrs.evolve(record, created_at=now, owner=owner, token=uuid.uuid4().hex)
+            try:
+                with store.session() as s:
+                    current = s.get_idempotency(record.key, lock=True)
+                    if current is None or current.token != record.token:
+                        continue  # finished or taken over meanwhile
+                    if current.state is IdempotencyState.IN_PROGRESS:
+                        _take_over(s, current, mine, result_type, lease_seconds)
+                        completed.append(record.key)
+            except OperationInProgressError:  # a record still in doubt: the next run
+                continue
+    return completed
 
 
 def _ids(record: IdempotencyRecord | None) -> tuple[str, ...]:
