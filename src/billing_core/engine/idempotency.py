@@ -8,8 +8,13 @@ result (finished), an ``OperationInProgressError`` (still running: ask again lat
 parameters differ, an ``IdempotencyError``. When the call finishes, its result's JSON form is
 stored with the record, and every replay structures it back: same answer, no gateway call.
 
-A call that raised bad input (``BillingError`` before any money moved) drops its record, so the
-key can be used again with corrected parameters.
+A call that raised before writing anything ahead drops its record when the error is bad input
+(a ``BillingError``, ``NotFoundError`` included, or a ``TypeError``), so the key can be used again
+with corrected parameters. Any other ending keeps the key ``in_progress``, bound to what the call
+wrote ahead, and ends its lease, so the stuck-key rule below decides at once; ``reconcile()``
+completes the keys of charges and refunds whose records it resolved (``recover_keys``). A new key
+for the same request (operation and fingerprint) is refused while such an ended key is
+unresolved. The whole life is the table in docs/engine.md, "Idempotency keys: a key's life".
 
 **Stuck keys.** An in-progress record belongs to one call (``owner``, a random ``token``) and has
 a lease: ``lease_until = created_at + lease_seconds``. A call that died leaves its key in
@@ -44,12 +49,12 @@ from ..errors import (
     BillingError,
     ConflictError,
     IdempotencyError,
-    InvalidValueError,
     OperationInProgressError,
 )
 from ..model import TransactionStatus
 from ..plugins.protocols import Store, StoreSession
 from ..plugins.records import AuditEntry, IdempotencyRecord, IdempotencyState
+from ..rules import limits
 from ..serialization import structure, unstructure
 from .results import ChargeResult, RefundResult
 from .stuck_keys import recovered
@@ -69,13 +74,8 @@ def fingerprint(operation: str, params: Mapping[str, Any]) -> str:
 
 
 def check_key(key: object) -> str:
-    if not isinstance(key, str) or not key.strip() or len(key) > 255:
-        raise InvalidValueError(
-            "must be a non-empty string of at most 255 characters",
-            field="idempotency_key",
-            value=key,
-        )
-    return key
+    """An idempotency key: an id (``rules.limits.identifier``), checked before any write."""
+    return limits.identifier(key, "idempotency_key")
 
 
 DEFAULT_LEASE_SECONDS = 300
