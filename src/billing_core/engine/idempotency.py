@@ -50,6 +50,7 @@ from ..errors import (
     ConflictError,
     IdempotencyError,
     OperationInProgressError,
+    StoreError,
 )
 from ..model import TransactionStatus
 from ..plugins.protocols import Store, StoreSession
@@ -139,7 +140,8 @@ def run_idempotent(
         with owning(key, record.token or ""):
             result = body()
     except Exception as exc:
-        _ended(store, record, forget=isinstance(exc, BillingError | TypeError))
+        bad_input = isinstance(exc, BillingError | TypeError) and not isinstance(exc, StoreError)
+        _ended(store, record, forget=bad_input)
         raise
     done = attrs.evolve(
         record, state=IdempotencyState.COMPLETED, result={"value": unstructure(result)}
