@@ -34,7 +34,13 @@ from billing_core import (
     OperationInProgressError,
     Period,
 )
-from billing_core.engine import ChargeOutcome, RefundOutcome, RefundResult
+from billing_core.engine import (
+    ChargeOutcome,
+    InventoryResult,
+    RefundOutcome,
+    RefundResult,
+    SubscriptionResult,
+)
 from billing_core.errors import InvalidValueError
 from billing_core.plugins.manager import Plugins
 from billing_core.plugins.memory_store import MemoryStore
@@ -187,10 +193,17 @@ def test_a_store_error_after_the_charge_converges_after_reconcile(rig: Rig) -> N
     assert rig.at_gateway("sale") == [Money("12.00", USD)]
 
 
-def test_an_invalid_value_after_the_charge_never_runs_the_key_twice(rig: Rig) -> None:
-    rig.provider.error = InvalidValueError("is not a domain we can sign", field="domain")
+@pytest.mark.parametrize(
+    "error", [InvalidValueError("is not a domain we sign", field="domain"), OSError("timed out")]
+)
+def test_a_provider_failing_after_the_charge_leaves_a_recorded_follow_up(
+    rig: Rig, error: Exception
+) -> None:
+    """The customer is charged and the subscription recorded; the certificate is kept pending
+    with a follow-up; the key is completed, so the same key never runs twice."""
+    rig.provider.error = error
 
-    def order() -> object:
+    def order() -> SubscriptionResult:
         return rig.engine.add_subscription(
             "c1",
             term=Period.years(1),
@@ -201,14 +214,46 @@ def test_an_invalid_value_after_the_charge_never_runs_the_key_twice(rig: Rig) ->
             actor=ADMIN,
         )
 
-    with pytest.raises(InvalidValueError):
-        order()
-    record = rig.key("order-1")
-    assert record is not None and record.written_ahead  # bound to the charge it made
+    result = order()
 
-    with pytest.raises(OperationInProgressError):
-        order()  # the same key: it does not run again
+    assert result.outcome is ChargeOutcome.CHARGED
+    assert "could not order the certificate of example.com (" in result.explanation
+    assert result.subscription_id is not None
+    assert rig.engine.subscription(result.subscription_id).inventory == {"dv": 1}
+    (follow_up,) = [e for e in rig.engine.audit_log() if e.action == "certificate.order_pending"]
+    assert follow_up.subject_id == result.certificate_ids[0]
+    assert follow_up.detail["provider_key"] == f"order-1:cert:{result.certificate_ids[0]}"
+    assert order() == result  # a replay
     assert rig.at_gateway("sale") == [Money("100.00", USD)]
+
+
+def test_a_provider_failing_after_added_inventory_never_adds_it_twice(rig: Rig) -> None:
+    sub = rig.engine.add_subscription(
+        "c1",
+        term=Period.years(1),
+        inventory={"dv": 1},
+        unit_prices={"dv": Money("100.00", USD)},
+        idempotency_key="order-1",
+        actor=ADMIN,
+    )
+    assert sub.subscription_id is not None
+    rig.provider.error = InvalidValueError("is not a domain we sign", field="domain")
+
+    def add() -> InventoryResult:
+        assert sub.subscription_id is not None
+        return rig.engine.add_inventory(
+            sub.subscription_id,
+            certificate_type="dv",
+            quantity=1,
+            domains=["shop.example.com"],
+            idempotency_key="more-1",
+            actor=ADMIN,
+        )
+
+    first = add()
+    assert add() == first
+    assert rig.engine.subscription(sub.subscription_id).inventory == {"dv": 2}
+    assert "could not order the certificate of shop.example.com" in first.explanation
 
 
 # -- a crashed caller: "reconcile, then ask again" moves the money once -----------------------
