@@ -248,8 +248,12 @@ def test_a_dead_calls_write_ahead_blocks_other_refunds_once_its_lease_runs_out(r
     other = rig.refund(payment, key="other")
     assert other.outcome is RefundOutcome.REFUNDED  # 40.00 in flight, 40.00 refunded
     rig.clock.advance(seconds=LEASE)
-    blocked = rig.refund(payment, key="third")
+    blocked = rig.engine.refund_transaction(
+        payment, amount=Money("10.00", USD), idempotency_key="third", actor=ADMIN
+    )
     assert (blocked.outcome, blocked.reason) == (RefundOutcome.DENIED, "outcome_unknown")
+    with pytest.raises(OperationInProgressError, match="unresolved under idempotency key 'r'"):
+        rig.refund(payment, key="fourth")  # the dead call's own request: its key answers it
     rig.engine.reconcile()
     assert _books(rig, payment) == (Money("80.00", USD), Money("0.00", USD))
 

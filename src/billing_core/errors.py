@@ -22,7 +22,12 @@ catch: a wrong *type* is a ``TypeError``, a wrong *value* a ``ValueError``.
     ├── NotFoundError (LookupError)    no customer, subscription or transaction with that id
     ├── PermissionDeniedError          a read by an actor the permission policy refuses (a read has
     │   (PermissionError)              no result to carry the denial; every other call answers one)
-    └── GatewayError                   a provider broke its contract (not a decline: declines are outcomes)
+    ├── GatewayError                   a provider broke its contract (not a decline: declines are outcomes)
+    └── StoreError                     the store failed (not the input); the message says what to do
+        ├── StoreUnavailableError      the database cannot be reached or written: a refused
+        │                              connection, a read-only, deleted or unopenable SQLite file
+        └── SchemaVersionError         the database's schema is at a revision this billing_core
+                                       does not know (newer): upgrade billing_core
 
 Every error carries ``field`` (the path of the offending input, ``$.refund.amount``), ``value``
 (what was given, when there was one) and ``reason`` (the message without the path). ``str(error)``
@@ -49,6 +54,9 @@ __all__ = [
     "PermissionDeniedError",
     "PluginError",
     "PrecisionError",
+    "SchemaVersionError",
+    "StoreError",
+    "StoreUnavailableError",
     "StructureError",
     "UnknownCurrencyError",
     "UnknownTimezoneError",
@@ -183,6 +191,20 @@ class PermissionDeniedError(BillingError, PermissionError):
 
 class GatewayError(BillingError):
     """A gateway or provider broke its contract (returned something that is not an outcome)."""
+
+
+class StoreError(BillingError):
+    """The store or its driver failed on a well-formed request; the message says what to do."""
+
+
+class StoreUnavailableError(StoreError):
+    """The database cannot be reached or written (a refused connection, a read-only, deleted or
+    unopenable SQLite file): fix the store's set-up, then ask again with the same keys."""
+
+
+class SchemaVersionError(StoreError):
+    """The database's schema is at a revision this billing_core does not know (a newer one):
+    run a billing_core that knows it, or point at another database."""
 
 
 T = TypeVar("T")

@@ -32,6 +32,7 @@ from ..decisions import Decision, Reason
 from ..errors import InvalidTypeError, NotFoundError
 from ..model import Customer, Subscription
 from ..plugins.protocols import StoreSession
+from ..rules import limits
 from ..rules.permissions import Action, Actor, PermissionPolicy
 from ..rules.permissions import check as check_permission
 from .context import EngineContext
@@ -204,12 +205,8 @@ def actor(value: object) -> Actor:
 
 
 def ident(value: object, field: str) -> str:
-    """An id argument: a non-empty ``str`` (a store cannot look anything else up)."""
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidTypeError(
-            f"must be an id (a non-empty str), not {value!r}", field=field, value=value
-        )
-    return value
+    """An id argument (``rules.limits.identifier``: the one validator of ids and keys)."""
+    return limits.identifier(value, field)
 
 
 def keyed(value: object, field: str) -> Mapping[str, Any]:

@@ -8,8 +8,13 @@ result (finished), an ``OperationInProgressError`` (still running: ask again lat
 parameters differ, an ``IdempotencyError``. When the call finishes, its result's JSON form is
 stored with the record, and every replay structures it back: same answer, no gateway call.
 
-A call that raised bad input (``BillingError`` before any money moved) drops its record, so the
-key can be used again with corrected parameters.
+A call that raised before writing anything ahead drops its record when the error is bad input
+(a ``BillingError``, ``NotFoundError`` included, or a ``TypeError``), so the key can be used again
+with corrected parameters. Any other ending keeps the key ``in_progress``, bound to what the call
+wrote ahead, and ends its lease, so the stuck-key rule below decides at once; ``reconcile()``
+completes the keys of charges and refunds whose records it resolved (``recover_keys``). A new key
+for the same request (operation and fingerprint) is refused while such an ended key is
+unresolved. The whole life is the table in docs/engine.md, "Idempotency keys: a key's life".
 
 **Stuck keys.** An in-progress record belongs to one call (``owner``, a random ``token``) and has
 a lease: ``lease_until = created_at + lease_seconds``. A call that died leaves its key in
@@ -32,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
@@ -39,16 +45,25 @@ from typing import Any, TypeVar, cast
 
 import attrs
 
-from ..errors import ConflictError, IdempotencyError, InvalidValueError, OperationInProgressError
+from ..errors import (
+    BillingError,
+    ConflictError,
+    IdempotencyError,
+    OperationInProgressError,
+    StoreError,
+)
 from ..model import TransactionStatus
 from ..plugins.protocols import Store, StoreSession
 from ..plugins.records import AuditEntry, IdempotencyRecord, IdempotencyState
+from ..rules import limits
 from ..serialization import structure, unstructure
+from .results import ChargeResult, RefundResult
 from .stuck_keys import recovered
 from .written_ahead import owning
 
-__all__ = ["fingerprint", "run_idempotent"]
+__all__ = ["fingerprint", "recover_keys", "run_idempotent"]
 
+_log = logging.getLogger(__name__)
 R = TypeVar("R")
 _IN_DOUBT = (TransactionStatus.UNKNOWN, TransactionStatus.PENDING)
 
@@ -60,13 +75,8 @@ def fingerprint(operation: str, params: Mapping[str, Any]) -> str:
 
 
 def check_key(key: object) -> str:
-    if not isinstance(key, str) or not key.strip() or len(key) > 255:
-        raise InvalidValueError(
-            "must be a non-empty string of at most 255 characters",
-            field="idempotency_key",
-            value=key,
-        )
-    return key
+    """An idempotency key: an id (``rules.limits.identifier``), checked before any write."""
+    return limits.identifier(key, "idempotency_key")
 
 
 DEFAULT_LEASE_SECONDS = 300
@@ -108,6 +118,7 @@ def run_idempotent(
     try:
         with store.session() as session:
             session.insert_idempotency(record)
+            _refuse_unresolved_twin(session, record, lease_seconds)
     except ConflictError:
         found = _existing(store, record, result_type, lease_seconds)
         if found is None:  # finished with bad input and dropped meanwhile: try once more
@@ -128,8 +139,9 @@ def run_idempotent(
     try:
         with owning(key, record.token or ""):
             result = body()
-    except (InvalidValueError, TypeError):
-        _drop(store, record)
+    except Exception as exc:
+        bad_input = isinstance(exc, BillingError | TypeError) and not isinstance(exc, StoreError)
+        _ended(store, record, forget=bad_input)
         raise
     done = attrs.evolve(
         record, state=IdempotencyState.COMPLETED, result={"value": unstructure(result)}
@@ -139,6 +151,41 @@ def run_idempotent(
         if current is None or current.token == record.token:  # (else taken over: theirs wins)
             session.put_idempotency(attrs.evolve(done, written_ahead=_ids(current)))
     return result
+
+
+_RECOVERABLE: Mapping[str, type[object]] = {
+    "charge": ChargeResult,
+    "refund_transaction": RefundResult,
+    "refund_order": RefundResult,
+}
+
+
+def recover_keys(store: Store, *, now: datetime, owner: str, lease_seconds: int) -> list[str]:
+    """Complete the keys of charges and refunds whose call ended without answering (lease run
+    out or ended) once every transaction they wrote ahead is resolved (``reconcile()`` runs it
+    after asking the gateways): the answer is built from the records, as a replay would, so the
+    key converges without its caller. Returns the keys completed."""
+    completed: list[str] = []
+    for operation, result_type in _RECOVERABLE.items():
+        with store.session() as s:
+            stuck = [
+                r
+                for r in s.unresolved_idempotency(operation)
+                if r.written_ahead and _expiry(r, lease_seconds) <= now
+            ]
+        for record in stuck:
+            mine = attrs.evolve(record, created_at=now, owner=owner, token=uuid.uuid4().hex)
+            try:
+                with store.session() as s:
+                    current = s.get_idempotency(record.key, lock=True)
+                    if current is None or current.token != record.token:
+                        continue  # finished or taken over meanwhile
+                    if current.state is IdempotencyState.IN_PROGRESS:
+                        _take_over(s, current, mine, result_type, lease_seconds)
+                        completed.append(record.key)
+            except OperationInProgressError:  # a record still in doubt: the next run
+                continue
+    return completed
 
 
 def _ids(record: IdempotencyRecord | None) -> tuple[str, ...]:
@@ -266,10 +313,42 @@ def _check_same(existing: IdempotencyRecord, operation: str, print_: str) -> Non
         )
 
 
-def _drop(store: Store, record: IdempotencyRecord) -> None:
-    """Forget a key whose call failed on bad input before any money moved (unless another
-    call has taken the key over meanwhile)."""
-    with store.session() as session:
-        current = session.get_idempotency(record.key, lock=True)
-        if current is not None and current.token == record.token:
-            session.delete_idempotency(record.key)
+def _ended(store: Store, record: IdempotencyRecord, *, forget: bool) -> None:
+    """The call raised: forget its key when it wrote nothing ahead and failed on bad input
+    (``forget``: a ``BillingError`` such as not-found, or a ``TypeError``); otherwise keep the
+    key bound to what it wrote ahead and end its lease, so the next caller decides by the
+    stuck-key rule at once. Nothing happens when another call took the key over meanwhile,
+    or when the store cannot be reached (the lease then runs out by itself)."""
+    try:
+        with store.session() as session:
+            current = session.get_idempotency(record.key, lock=True)
+            if current is None or current.token != record.token:
+                return
+            if forget and not current.written_ahead:
+                session.delete_idempotency(record.key)
+            else:
+                session.put_idempotency(attrs.evolve(current, lease_until=current.created_at))
+    except Exception:  # the store failed too: the original error is the caller's answer
+        _log.warning("could not end the lease of idempotency key %r", record.key, exc_info=True)
+
+
+def _refuse_unresolved_twin(s: StoreSession, mine: IdempotencyRecord, lease_seconds: int) -> None:
+    """A new key for a request (same operation and parameters) whose earlier key is still
+    in progress after its call ended (its lease ran out or was ended by an error) is refused:
+    the earlier key is resolved by ``reconcile()`` and a replay with it, never by running the
+    request again. Calls that are still running are not twins: identical requests may run at
+    once under different keys (each is decided on the stored books)."""
+    for other in s.unresolved_idempotency(mine.operation):
+        if (
+            other.key != mine.key
+            and other.fingerprint == mine.fingerprint
+            and _expiry(other, lease_seconds) <= mine.created_at
+        ):
+            raise OperationInProgressError(
+                f"the same {mine.operation} is unresolved under idempotency key {other.key!r} "
+                f"(started {other.created_at.isoformat()} by {other.owner}; its call ended "
+                f"without answering): run reconcile(), then ask again with key {other.key!r} "
+                "for its answer; a new key would run the request twice",
+                field="idempotency_key",
+                value=mine.key,
+            )

@@ -14,6 +14,7 @@ from ..timeutil import require_aware
 from . import refunding, subscriptions
 from .base import EngineBase
 from .guards import actor as _actor
+from .idempotency import recover_keys
 from .results import (
     JobOutcome,
     QueueRunResult,
@@ -70,8 +71,18 @@ class EngineJobs(EngineBase):
             lambda d: ReconcileResult(
                 outcome=JobOutcome.DENIED, reason=str(d.reason), explanation=d.explanation
             ),
-            lambda: refunding.reconcile(self.ctx),
+            self._reconcile_and_recover_keys,
         )
+
+    def _reconcile_and_recover_keys(self) -> ReconcileResult:
+        result = refunding.reconcile(self.ctx)
+        recover_keys(
+            self.store,
+            now=self.ctx.now(),
+            owner=self.ctx.worker_id,
+            lease_seconds=self.ctx.lease_seconds,
+        )
+        return result
 
     # -- usage -------------------------------------------------------------------------------------
     def record_usage(

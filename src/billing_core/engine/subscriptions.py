@@ -174,8 +174,7 @@ def add_subscription(
     )
     with ctx.store.session() as s:
         s.put_subscription(draft)
-        for cert in ordered:
-            s.put_certificate(cert)
+        ordered.record(ctx, s, key=key, actor=actor)
         ctx.audit(
             s,
             action="subscription.added",
@@ -198,9 +197,9 @@ def add_subscription(
         charge=result,
         term_start=first,
         term_end=draft.term_end,
-        certificate_ids=tuple(c.id for c in ordered),
+        certificate_ids=tuple(c.id for c in ordered.certificates),
         explanation=f"Subscription {sub_id}: {term.describe()} from {first.isoformat()} to "
-        f"{draft.term_end.isoformat()}, charged {total} ({bought}).{backdated}",
+        f"{draft.term_end.isoformat()}, charged {total} ({bought}).{backdated}{ordered.note()}",
     )
 
 
@@ -290,14 +289,13 @@ def add_inventory(
         transaction_id=None,
     )
     with ctx.store.session() as s:
-        for cert in ordered:
-            s.put_certificate(cert)
-    named = f" {plan.explanation}" if ordered else ""
+        ordered.record(ctx, s, key=key, actor=actor)
+    named = f" {plan.explanation}" if ordered.certificates else ""
     return InventoryResult(
         subscription_id=sub.id,
         lines=change.lines,
-        certificate_ids=tuple(c.id for c in ordered),
-        explanation=f"{change.explanation}{named}",
+        certificate_ids=tuple(c.id for c in ordered.certificates),
+        explanation=f"{change.explanation}{named}{ordered.note()}",
     )
 
 

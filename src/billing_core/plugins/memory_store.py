@@ -49,7 +49,14 @@ from ._store_common import (
     metered_close_key,
     state_set,
 )
-from .records import AuditEntry, IdempotencyRecord, MeteredClose, QueueEntry, QueueState
+from .records import (
+    AuditEntry,
+    IdempotencyRecord,
+    IdempotencyState,
+    MeteredClose,
+    QueueEntry,
+    QueueState,
+)
 
 __all__ = ["MemoryStore"]
 
@@ -286,6 +293,13 @@ class _MemorySession:
                 value=record.key,
             )
         self._write("idempotency")[record.key] = record
+
+    def unresolved_idempotency(self, operation: str) -> list[IdempotencyRecord]:
+        return [
+            r
+            for r in self._read("idempotency").values()
+            if r.operation == operation and r.state is IdempotencyState.IN_PROGRESS
+        ]
 
     def delete_idempotency(self, key: str) -> None:
         if key in self._read("idempotency"):

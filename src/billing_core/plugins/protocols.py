@@ -281,6 +281,11 @@ class StoreSession(Protocol):
         """Insert a new record; ``ConflictError`` if the key exists (another worker won)."""
         ...
 
+    def unresolved_idempotency(self, operation: str) -> list[IdempotencyRecord]:
+        """The ``in_progress`` records of ``operation`` (a new key for a request that is still
+        unresolved under another key is refused: see ``engine.idempotency``)."""
+        ...
+
     def delete_idempotency(self, key: str) -> None:
         """Forget a key (a call that failed on bad input before any money moved); nothing
         happens when it is absent."""

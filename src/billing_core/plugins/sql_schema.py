@@ -42,6 +42,10 @@ from ..errors import (
     ConflictError,
     InvalidAmountError,
     InvalidTypeError,
+    InvalidValueError,
+    SchemaVersionError,
+    StoreError,
+    StoreUnavailableError,
 )
 from ..model import Transaction
 from ..serialization import structure, unstructure
@@ -349,6 +353,7 @@ def upgrade(url: str | sa.URL | Engine, revision: str = "head") -> None:
     """
     from alembic import command
     from alembic.config import Config
+    from alembic.util.exc import CommandError
 
     engine = url if isinstance(url, Engine) else make_engine(url)
     try:
@@ -358,14 +363,24 @@ def upgrade(url: str | sa.URL | Engine, revision: str = "head") -> None:
             config = Config()
             config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
             config.attributes["connection"] = conn
-            command.upgrade(config, revision)
+            try:
+                command.upgrade(config, revision)
+            except CommandError as exc:
+                if "Can't locate revision" not in str(exc):
+                    raise
+                raise SchemaVersionError(
+                    f"the database's schema is at a revision this billing_core does not know "
+                    f"({exc}); it was migrated by a newer billing_core: run that version, or "
+                    "point the store at another database",
+                    field="url",
+                ) from exc
     finally:
         if engine is not url:
             engine.dispose()
 
 
 # -- errors ----------------------------------------------------------------------------------
-def _translate(exc: sa.exc.DBAPIError) -> BillingError | None:
+def _translate(exc: sa.exc.DBAPIError) -> BillingError:
     message = str(exc.orig)
     if CHECK_REFUND_WITHIN_AMOUNT in message:
         return InvalidAmountError(
@@ -379,7 +394,28 @@ def _translate(exc: sa.exc.DBAPIError) -> BillingError | None:
         return ConflictError(
             f"the database could not serialize this session ({message.strip()}); retry it"
         )
-    return None
+    if isinstance(exc, sa.exc.DataError):
+        return InvalidValueError(
+            f"the database refused a value ({message.strip()}): ids must be printable text, "
+            "with no NUL byte"
+        )
+    lowered = message.lower()
+    if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError) or any(
+        hint in lowered for hint in _UNAVAILABLE_HINTS
+    ):
+        return StoreUnavailableError(
+            f"the database cannot be used ({message.strip()}): check that it is running and "
+            "reachable, and that its file exists and is writable, then ask again with the same "
+            "idempotency keys"
+        )
+    return StoreError(
+        f"the database failed ({type(exc.orig).__name__}: {message.strip()}); nothing of this "
+        "session was written: ask again with the same idempotency keys, and report it if it "
+        "persists"
+    )
+
+
+_UNAVAILABLE_HINTS = ("readonly database", "unable to open", "no such table", "disk i/o error")
 
 
 @contextmanager
@@ -387,10 +423,7 @@ def translate_errors() -> Iterator[None]:
     try:
         yield
     except sa.exc.DBAPIError as exc:
-        err = _translate(exc)
-        if err is None:
-            raise
-        raise err from exc
+        raise _translate(exc) from exc
 
 
 def encode(value: object, field: str) -> str:

@@ -61,7 +61,14 @@ from ._store_common import (
     metered_close_key,
     state_set,
 )
-from .records import AuditEntry, IdempotencyRecord, MeteredClose, QueueEntry, QueueState
+from .records import (
+    AuditEntry,
+    IdempotencyRecord,
+    IdempotencyState,
+    MeteredClose,
+    QueueEntry,
+    QueueState,
+)
 from .sql_schema import (
     MIGRATIONS,
     audit_log,
@@ -429,6 +436,12 @@ class _SqlSession:
                 field="record.key",
                 value=record.key,
             )
+
+    def unresolved_idempotency(self, operation: str) -> list[IdempotencyRecord]:
+        i = idempotency
+        where = (i.c.operation == operation, i.c.state == IdempotencyState.IN_PROGRESS.value)
+        rows = self._exec(sa.select(i.c.data).where(*where).order_by(i.c.created_utc)).scalars()
+        return [decode(text, IdempotencyRecord) for text in rows]
 
     def delete_idempotency(self, key: str) -> None:
         self._exec(sa.delete(idempotency).where(idempotency.c.key == key))

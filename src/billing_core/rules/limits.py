@@ -22,10 +22,26 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Final
 
-from ..errors import CurrencyMismatchError, InvalidAmountError, InvalidTypeError, PrecisionError
+from ..errors import (
+    CurrencyMismatchError,
+    InvalidAmountError,
+    InvalidTypeError,
+    InvalidValueError,
+    PrecisionError,
+)
 from ..money import Money
 
-__all__ = ["MAX_AMOUNT", "MAX_QUANTITY", "amount", "inventory", "order", "quantity", "total"]
+__all__ = [
+    "MAX_AMOUNT",
+    "MAX_ID_LENGTH",
+    "MAX_QUANTITY",
+    "amount",
+    "identifier",
+    "inventory",
+    "order",
+    "quantity",
+    "total",
+]
 
 MAX_QUANTITY: Final = 1_000_000
 """The most units of one certificate type (or seats) in one order, inventory or change."""
@@ -33,6 +49,35 @@ MAX_QUANTITY: Final = 1_000_000
 MAX_AMOUNT: Final = Decimal(10**12)
 """The largest amount of one charge, price or line, in the currency's major units
 (1,000,000,000,000.00 USD; 1,000,000,000,000 JPY)."""
+
+
+MAX_ID_LENGTH: Final = 255
+"""The longest id or idempotency key, in characters (every store keeps at least that)."""
+
+
+def identifier(value: object, field: str) -> str:
+    """``value`` if it is an id every store can keep and look up: a non-empty ``str`` of at most
+    ``MAX_ID_LENGTH`` printable characters (no NUL, no control character, no lone surrogate).
+    A wrong type raises ``InvalidTypeError``, a bad string ``InvalidValueError``: both name
+    ``field`` and are raised before anything is written."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidTypeError(
+            f"must be an id (a non-empty str), not {value!r}", field=field, value=value
+        )
+    if len(value) > MAX_ID_LENGTH:
+        raise InvalidValueError(
+            f"must be at most {MAX_ID_LENGTH} characters long, not {len(value)}",
+            field=field,
+            value=value[:40] + "...",
+        )
+    bad = next((c for c in value if not c.isprintable() or "\ud800" <= c <= "\udfff"), None)
+    if bad is not None:
+        raise InvalidValueError(
+            f"must hold printable characters only, not {bad!r} (U+{ord(bad):04X})",
+            field=field,
+            value=value.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace"),
+        )
+    return value
 
 
 def quantity(value: object, field: str, *, minimum: int = 0) -> int:

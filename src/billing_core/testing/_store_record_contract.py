@@ -471,3 +471,8 @@ class RecordContract:
             assert s.get_idempotency("k-2") is None
             s.insert_idempotency(attrs.evolve(rec, key="k-2"))  # a forgotten key is free again
             assert_same(s.get_idempotency("refund:t-1:1"), done)
+            s.insert_idempotency(attrs.evolve(rec, key="k-3", operation="charge"))
+        with store.session() as s:  # in progress, of one operation: k-2 (not done, not k-3)
+            assert [r.key for r in s.unresolved_idempotency("refund")] == ["k-2"]
+            assert [r.key for r in s.unresolved_idempotency("charge")] == ["k-3"]
+            assert s.unresolved_idempotency("close") == []
