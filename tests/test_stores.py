@@ -125,7 +125,7 @@ def test_migrations_create_the_schema_and_are_idempotent(sql_url: str) -> None:
             s.append_audit(AuditEntry(at=T0, actor="a", action="migrated", subject_id="db"))
         with engine.connect() as conn:
             version = conn.exec_driver_sql("SELECT version_num FROM billing_core_alembic_version")
-            assert version.scalars().all() == ["0002"]
+            assert version.scalars().all() == ["0003"]
             assert (
                 MigrationContext.configure(conn).get_current_revision() is None
             )  # not alembic_version
@@ -133,7 +133,7 @@ def test_migrations_create_the_schema_and_are_idempotent(sql_url: str) -> None:
         engine.dispose()
 
 
-def test_a_0001_database_upgrades_to_0002_and_back(sql_url: str) -> None:
+def test_a_0001_database_upgrades_to_the_latest_and_back(sql_url: str) -> None:
     """Migration 0002 adds ``metered_closes`` to a database made by 0001, keeping its rows;
     its downgrade drops the table again."""
     upgrade(sql_url, "0001")
@@ -141,8 +141,10 @@ def test_a_0001_database_upgrades_to_0002_and_back(sql_url: str) -> None:
         assert "metered_closes" not in _tables(store.engine)
         with store.session() as s:
             s.insert_transaction(Transaction(id="t-1", amount=Money("5.00", "USD"), created_at=T0))
-    with SqlStore(sql_url) as store:  # create=True: 0001 -> 0002
+    with SqlStore(sql_url) as store:  # create=True: 0001 -> 0002 -> 0003
         assert _tables(store.engine) == TABLES | {"billing_core_alembic_version"}
+        indexes = sa.inspect(store.engine).get_indexes("idempotency")
+        assert ["state", "operation"] in [i["column_names"] for i in indexes]  # 0003
         with store.session() as s:
             assert s.get_transaction("t-1") is not None
     from alembic import command

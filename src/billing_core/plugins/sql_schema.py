@@ -212,6 +212,8 @@ idempotency = sa.Table(
     sa.Column("state", sa.String, nullable=False),
     sa.Column("created_utc", UtcDateTime, nullable=False),
     sa.Column("data", sa.Text, nullable=False),
+    # the keys still in progress, by operation (migration 0003): every new key looks them up
+    sa.Index("ix_idempotency_state_operation", "state", "operation"),
 )
 
 metered_closes = sa.Table(
