@@ -11,6 +11,7 @@ always does (``--reliability -m reliability``). They carry the ``reliability`` m
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -139,6 +140,17 @@ def _drop_schemas() -> None:
 def postgres_schema_url(postgres_url: str) -> str:
     """``postgres_url`` with a fresh, empty schema of its own (see ``fresh_postgres_schema``)."""
     return fresh_postgres_schema(postgres_url)
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each store in turn: ``memory://``, a SQLite file, a fresh PostgreSQL schema."""
+    if request.param == "memory":
+        return "memory://"
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'billing.sqlite3'}"
+    url: str = request.getfixturevalue("postgres_schema_url")
+    return url
 
 
 # -- figures the reliability tests print --------------------------------------------------------

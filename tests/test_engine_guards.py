@@ -9,7 +9,6 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterator
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -51,14 +50,9 @@ USD = "USD"
 MONTHLY = Period.months(1)
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BillingEngine]:
-    if request.param == "memory":
-        url = "memory://"
-    elif request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'billing.sqlite3'}"
-    else:
-        url = request.getfixturevalue("postgres_schema_url")
+@pytest.fixture
+def engine(store_url: str) -> Iterator[BillingEngine]:
+    url = store_url
     clock = ManualClock(START)
     gateway = SandboxGateway(clock=clock, settle_after=timedelta(days=1))
     eng = BillingEngine(store=url, clock=clock, gateway=gateway)

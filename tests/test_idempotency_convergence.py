@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, suppress
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -146,14 +145,9 @@ def _rig(url: str) -> Rig:
     )
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
-def rig(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Rig]:
-    if request.param == "memory":
-        url = "memory://"
-    elif request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'billing.sqlite3'}"
-    else:
-        url = request.getfixturevalue("postgres_schema_url")
+@pytest.fixture
+def rig(store_url: str) -> Iterator[Rig]:
+    url = store_url
     made = _rig(url)
     yield made
     made.engine.store.close()

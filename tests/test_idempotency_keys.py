@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import attrs
 import pytest
@@ -106,14 +105,9 @@ def _rig(store_url: str) -> Rig:
     return Rig(engine=engine, gateway=gateway, hooked=hooked, clock=clock)
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
-def rig(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Rig]:
-    if request.param == "memory":
-        url = "memory://"
-    elif request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'billing.sqlite3'}"
-    else:
-        url = request.getfixturevalue("postgres_schema_url")
+@pytest.fixture
+def rig(store_url: str) -> Iterator[Rig]:
+    url = store_url
     made = _rig(url)
     yield made
     made.engine.store.close()

@@ -91,14 +91,9 @@ def _memory_rig() -> Rig:
     return _rig("memory://")
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
-def rig(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Rig]:
-    if request.param == "memory":
-        url = "memory://"
-    elif request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'billing.sqlite3'}"
-    else:
-        url = request.getfixturevalue("postgres_schema_url")
+@pytest.fixture
+def rig(store_url: str) -> Iterator[Rig]:
+    url = store_url
     made = _rig(url)
     yield made
     made.a.store.close()
