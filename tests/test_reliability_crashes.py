@@ -2,7 +2,7 @@
 processes are killed (SIGKILL) at random.
 
 Failed refunds wait in the queue (each the only refund of its payment, its first attempt
-declined). Four worker processes (``queue_worker_main``) process the queue day after simulated
+declined; four set-up processes make them, ``failing_refunds_task``). Four worker processes (``queue_worker_main``) process the queue day after simulated
 day; the gateway (a ``SharedGateway`` in the same database) declines each retry with probability
 0.5. While they work, the test kills a random worker several times and starts a new one, and a
 "ghost" worker claims entries and dies before touching them. A dead worker's claim is recovered
@@ -29,22 +29,22 @@ from typing import Any
 import pytest
 
 from billing_core import BillingEngine, Customer, Money, TransactionStatus
-from billing_core.engine import RefundOutcome
 from billing_core.plugins.manager import Plugins
 from billing_core.plugins.records import QueueState
-from billing_core.plugins.sandbox_gateway import Fault
 from billing_core.plugins.sql_store import SqlStore
 from billing_core.rules.permissions import Actor
 from billing_core.testing.clock import ManualClock
 from billing_core.testing.shared_gateway import SharedGateway
-from billing_core.testing.workers import queue_worker_main
+from billing_core.testing.workers import ProcessWorkers, failing_refunds_task, queue_worker_main
 
 SOAK = os.environ.get("BILLING_CORE_SOAK") == "1"
 REFUNDS = 10_000 if SOAK else 2000
 WORKERS = 4
+SETUP_WORKERS = 4
 KILLS_PER_DAY = 3
 LEASE = 120  # simulated seconds
 GHOST_CLAIMS = 5
+STALL_LIMIT = 120  # seconds without any due entry finishing: the queue is stuck
 ADMIN = Actor(id="ada", role="admin")
 START = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 USD = "USD"
@@ -126,28 +126,29 @@ def test_retry_queue_survives_killed_workers(store_url: str, figure: Figure) -> 
     clock = ManualClock(START)
     store = SqlStore(store_url)
     gateway = SharedGateway(store.engine, clock=clock, settle_after=timedelta(0))
-    failing = SharedGateway(store.engine, clock=clock, settle_after=timedelta(0), create=False)
-    failing.fault_rates("refund", {Fault.DECLINE: 1.0})
     plugins = Plugins(clock=clock, entry_points=False)
     engine = BillingEngine(store=store, gateway=gateway, clock=clock, plugins=plugins)
-    declining = BillingEngine(
-        store=store,
-        gateway=failing,
-        clock=clock,
-        plugins=plugins,
-        notify_emails=["billing@example.com"],
-    )
     engine.add_customer(Customer(id="c1", company="Acme"), actor=ADMIN)
     made = time.perf_counter()
-    payments: list[str] = []
-    for i in range(REFUNDS):
-        sale = engine.charge("c1", Money("10.00", USD), idempotency_key=f"p{i}", actor=ADMIN)
-        assert sale.transaction_id is not None
-        payments.append(sale.transaction_id)
-        first = declining.refund_transaction(
-            sale.transaction_id, amount=Money("4.00", USD), idempotency_key=f"r{i}", actor=ADMIN
+    # The set-up is not what is under test: four processes make the 2,000 queued refunds.
+    with ProcessWorkers(SETUP_WORKERS, timeout=3600) as setup:
+        answers = setup.run(
+            failing_refunds_task,
+            {
+                "store": store_url,
+                "now": START,
+                "count": REFUNDS,
+                "workers": SETUP_WORKERS,
+                "customer_id": "c1",
+                "amount": "10.00",
+                "refund": "4.00",
+                "currency": USD,
+                "notify": ["billing@example.com"],
+            },
         )
-        assert first.outcome is RefundOutcome.QUEUED, first.explanation
+    assert [a.get("error") for a in answers] == [None] * SETUP_WORKERS, answers
+    assert sum(a["made"] for a in answers) == REFUNDS
+    assert not [q for a in answers for q in a["not_queued"]], answers
     made = time.perf_counter() - made
     with store.session() as s:  # a worker that claims and dies at once
         ghost = s.claim_due(
@@ -175,6 +176,7 @@ def test_retry_queue_survives_killed_workers(store_url: str, figure: Figure) -> 
             )
             day_started = time.perf_counter()
             last, stalled = -1, time.perf_counter()
+            fewest, finished_at = REFUNDS + 1, time.perf_counter()
             while True:
                 crew.check_alive()
                 elapsed = time.perf_counter() - day_started
@@ -192,6 +194,8 @@ def test_retry_queue_survives_killed_workers(store_url: str, figure: Figure) -> 
                 ]
                 if not due and not kills:
                     break
+                if len(due) < fewest:  # one finished its day: succeeded, gave up or rescheduled
+                    fewest, finished_at = len(due), time.perf_counter()
                 if crew.progress.value != last:
                     last, stalled = crew.progress.value, time.perf_counter()
                 elif time.perf_counter() - stalled > 1.0 and not kills:
@@ -209,7 +213,12 @@ def test_retry_queue_survives_killed_workers(store_url: str, figure: Figure) -> 
                         now += timedelta(seconds=LEASE + 1)
                         crew.set_clock(now)
                     stalled = time.perf_counter()
-                assert time.perf_counter() - day_started < 120, "the queue does not drain"
+                # Liveness: the queue drains if entries keep finishing. The bound is on progress,
+                # not on the day's wall time, which only measures how loaded the machine is.
+                assert time.perf_counter() - finished_at < STALL_LIMIT, (
+                    f"the queue does not drain: {len(due)} due entries, none finished in "
+                    f"{STALL_LIMIT} s"
+                )
                 time.sleep(0.05)
     finally:
         crew.close()
@@ -257,5 +266,4 @@ def test_retry_queue_survives_killed_workers(store_url: str, figure: Figure) -> 
         f"(set-up of the {REFUNDS} refunds {made:.1f} s)"
     )
     gateway.close()
-    failing.close()
     store.close()

@@ -48,6 +48,7 @@ __all__ = [
     "ThreadWorkers",
     "charge_task",
     "engine_for",
+    "failing_refunds_task",
     "queue_worker_main",
     "refund_many_task",
     "refund_task",
@@ -175,6 +176,58 @@ def charge_task(worker: int, wait: Callable[[], None], spec: Mapping[str, Any]) 
         "transaction_id": result.transaction_id,
         "explanation": result.explanation,
     }
+
+
+def failing_refunds_task(worker: int, wait: Callable[[], None], spec: Mapping[str, Any]) -> Answer:
+    """The crash test's set-up, shared by the workers: for each index ``i`` of
+    ``range(worker, spec["count"], spec["workers"])``, charge ``spec["amount"]`` to
+    ``spec["customer_id"]`` (key ``p{i}``) and refund ``spec["refund"]`` of it (key ``r{i}``)
+    through a gateway that declines every refund, so the refund waits in the retry queue.
+    Answers how many were made and any refund that was not queued."""
+    from ..plugins.sandbox_gateway import Fault
+
+    store = SqlStore(spec["store"], create=False)
+    clock = ManualClock(spec["now"])
+    gateway = SharedGateway(store.engine, clock=clock, create=False, settle_after=timedelta(0))
+    failing = SharedGateway(
+        store.engine, clock=clock, create=False, settle_after=timedelta(0), seed=worker
+    )
+    failing.fault_rates("refund", {Fault.DECLINE: 1.0})
+    plugins = Plugins(clock=clock, entry_points=False)
+    common: dict[str, Any] = {"store": store, "clock": clock, "plugins": plugins}
+    engine = BillingEngine(gateway=gateway, worker_id=f"setup-{worker}", **common)
+    declining = BillingEngine(
+        gateway=failing,
+        worker_id=f"setup-{worker}",
+        notify_emails=list(spec["notify"]),
+        **common,
+    )
+    currency = spec["currency"]
+    made, not_queued = 0, []
+    wait()
+    try:
+        for i in range(worker, spec["count"], spec["workers"]):
+            sale = engine.charge(
+                spec["customer_id"],
+                Money(spec["amount"], currency),
+                idempotency_key=f"p{i}",
+                actor=AGENT,
+            )
+            assert sale.transaction_id is not None, sale.explanation
+            first = declining.refund_transaction(
+                sale.transaction_id,
+                amount=Money(spec["refund"], currency),
+                idempotency_key=f"r{i}",
+                actor=AGENT,
+            )
+            if first.outcome.value != "queued":
+                not_queued.append(f"r{i}: {first.outcome.value}: {first.explanation}")
+            made += 1
+    finally:
+        gateway.close()
+        failing.close()
+        store.close()
+    return {"made": made, "not_queued": not_queued}
 
 
 # -- the pools -------------------------------------------------------------------------------------
