@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,7 +52,7 @@ class TestSharedGatewayContract(GatewayContract):
         return settle
 
 
-def _request(op: GatewayOperation, amount: str, key: str, **kw: str) -> GatewayRequest:
+def _request(op: GatewayOperation, amount: str, key: str, **kw: Any) -> GatewayRequest:
     return GatewayRequest(
         operation=op,
         transaction_id=f"tx-{key}",

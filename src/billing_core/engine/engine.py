@@ -39,6 +39,7 @@ from ..rules import limits, metering
 from ..rules.permissions import Action, Actor
 from ..timeutil import require_aware
 from . import charging, customers, metered_closes, refunding, subscriptions
+from .collection_calls import EngineCollection
 from .guards import actor as _actor
 from .guards import certificate_counts, ident, keyed
 from .idempotency import check_key
@@ -62,7 +63,7 @@ from .results import (
 __all__ = ["BillingEngine"]
 
 
-class BillingEngine(EngineJobs):
+class BillingEngine(EngineJobs, EngineCollection):
     """Runs the billing flows against a store, a payment gateway and a certificate provider.
 
     ``store`` is a ``Store`` or a URL opened through the plugins (``"memory://"``,
@@ -296,12 +297,25 @@ class BillingEngine(EngineJobs):
         idempotency_key: str,
         actor: Actor,
         description: str = "",
+        instrument_id: str | None = None,
+        ip: str | None = None,
     ) -> ChargeResult:
-        """A one-off sale of a positive ``amount`` (at most ``rules.limits.MAX_AMOUNT``)."""
+        """A one-off sale of a positive ``amount`` (at most ``rules.limits.MAX_AMOUNT``), on the
+        customer's instruments in payment order (``instrument_id`` first, when given), moving to
+        the next one on a decline only; blocked by a blocklist entry matching the customer,
+        its cards or ``ip`` (see ``engine.charging``)."""
         who = _actor(actor)
         limits.amount(amount, "amount")  # bad input: refused before anything is written
         ident(customer_id, "customer_id")
-        params = {"customer_id": customer_id, "amount": amount, "description": description}
+        if instrument_id is not None:
+            ident(instrument_id, "instrument_id")
+        params: dict[str, Any] = {
+            "customer_id": customer_id,
+            "amount": amount,
+            "description": description,
+        }
+        if instrument_id is not None or ip is not None:
+            params |= {"instrument_id": instrument_id, "ip": ip}
         return self._guarded(
             "charge",
             who,
@@ -315,6 +329,8 @@ class BillingEngine(EngineJobs):
                 actor=who.id,
                 customer_id=customer_id,
                 description=description,
+                instrument_id=instrument_id,
+                ip=ip,
             )[0],
             customer_id=customer_id,
             keyed_by=(idempotency_key, params, ChargeResult),

@@ -88,6 +88,8 @@ class ChargeResult:
     amount: Money | None = None
     transaction_id: str | None = None
     reason: str | None = None
+    instrument_id: str | None = None  # the instrument of the last attempt (None: none named)
+    attempts: int = 0  # gateway attempts made, one per instrument tried
 
 
 @attrs.frozen(kw_only=True)
