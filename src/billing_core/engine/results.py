@@ -130,6 +130,7 @@ class RenewalOutcome(enum.StrEnum):
     RENEWED = "renewed"  # a new term began (and was charged)
     EXPIRED = "expired"  # auto-renewal was off: the subscription ended
     DENIED = "denied"  # not renewed: ``reason`` says why (a blocklisted customer)
+    PAST_DUE = "past_due"  # the renewal charge was not paid: past due on the old term
 
 
 def _renewal_outcome(result: RenewalResult) -> RenewalOutcome:
@@ -238,7 +239,8 @@ def _renewal_run_explanation(r: RenewalRunResult) -> str:
     by = {o: sum(1 for x in r.renewals if x.outcome is o) for o in RenewalOutcome}
     return (
         f"{_plural(by[RenewalOutcome.RENEWED], 'subscription')} renewed, "
-        f"{by[RenewalOutcome.EXPIRED]} expired, {by[RenewalOutcome.DENIED]} refused."
+        f"{by[RenewalOutcome.EXPIRED]} expired, {by[RenewalOutcome.DENIED]} refused"
+        + (f", {by[RenewalOutcome.PAST_DUE]} past due." if by[RenewalOutcome.PAST_DUE] else ".")
     )
 
 

@@ -28,6 +28,7 @@ from ..plugins.protocols import StoreSession
 from ..rules import backdating, certificates, changes, renewal, suspension
 from ..serialization import unstructure
 from ..timeutil import local_date, timezone
+from . import past_due
 from .certificate_orders import (
     first_blocked,
     order_certificates,
@@ -413,6 +414,11 @@ def renew_due(ctx: EngineContext, *, actor: str) -> list[RenewalResult]:
                 if taken.sale is None:
                     continue
                 sale = taken.sale  # its renewal died after the charge: finish it on that sale
+            if past_due.unpaid(result, sale):  # never renewed for free (engine.past_due)
+                unpaid = past_due.mark_past_due(ctx, sub, result=result, sale=sale, actor=actor)
+                if unpaid is not None:
+                    results.append(unpaid)
+                continue
         with ctx.store.session() as s:
             if term_moved(s, sub):  # another caller renewed this term meanwhile
                 continue
