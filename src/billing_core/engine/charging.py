@@ -8,9 +8,10 @@ blocklist, in one session:
   the reason code names the kind, the sentence the entry); nothing is written but an audit entry;
 * a customer with instruments is charged on them in payment order
   (``rules.collection.plan_payment``: the order's default, then the primary, then the backups,
-  unusable ones left out); with instruments but none usable the charge fails with
-  ``no_usable_instrument``, nothing sent. A customer without a wallet is charged as before, one
-  attempt on the gateway's own default for the customer (``instrument=None``).
+  unusable ones left out); with instruments but none usable (inactive, expired, or none placed
+  as primary, backup or default) the charge fails with ``no_usable_instrument``, nothing sent. A
+  customer without instruments is charged as before, one attempt on the gateway's own default
+  for the customer (``instrument=None``).
 
 **Fallback.** Each instrument is one attempt with its own sale written ahead and its own gateway
 idempotency key derived from the caller's key: ``<key>:sale`` for the first (the key renewals

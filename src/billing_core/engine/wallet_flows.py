@@ -139,8 +139,8 @@ def _usable(
 def deactivate(
     ctx: EngineContext, customer_id: str, instrument_id: str, *, actor: str
 ) -> InstrumentResult:
-    """Deactivate an instrument: kept for the record, never charged again. It leaves the primary
-    and backup places (a default naming it is kept but skipped by the payment order)."""
+    """Deactivate an instrument: kept for the record, in its place, never charged again (the
+    payment order leaves it out and says so)."""
     with ctx.store.session() as s:
         _customer(s, customer_id)
         before = _wallet(s, customer_id)
@@ -151,11 +151,7 @@ def deactivate(
                 field="instrument_id",
                 value=instrument_id,
             )
-        after = attrs.evolve(
-            before.with_instrument(attrs.evolve(found, active=False)),
-            primary_id=None if before.primary_id == instrument_id else before.primary_id,
-            backup_ids=tuple(b for b in before.backup_ids if b != instrument_id),
-        )
+        after = before.with_instrument(attrs.evolve(found, active=False))
         changed = _save(
             ctx,
             s,
