@@ -309,9 +309,8 @@ class Router:
         gateways: Mapping[str, PaymentGateway],
     ) -> str | None:
         assert {"sandbox", "second"} <= set(gateways)
-        self.asked.append(
-            (customer.id if customer else None, request.instrument and request.instrument.id)
-        )
+        instrument = request.instrument.id if request.instrument else None
+        self.asked.append((customer.id if customer else None, instrument))
         return "second" if customer is not None and customer.id == "c1" else None
 
 
