@@ -41,7 +41,7 @@ from ..timeutil import require_aware
 from . import charging, customers, metered_closes, refunding, subscriptions
 from .collection_calls import EngineCollection
 from .guards import actor as _actor
-from .guards import certificate_counts, ident, keyed
+from .guards import certificate_counts, ident, keyed, paying_from
 from .idempotency import check_key
 from .jobs import EngineJobs
 from .results import (
@@ -316,6 +316,22 @@ class BillingEngine(EngineJobs, EngineCollection):
         }
         if instrument_id is not None or ip is not None:
             params |= {"instrument_id": instrument_id, "ip": ip}
+        with paying_from(ip):
+            return self._charge(
+                who, customer_id, amount, idempotency_key, params, description, instrument_id, ip
+            )
+
+    def _charge(
+        self,
+        who: Actor,
+        customer_id: str,
+        amount: Money,
+        idempotency_key: str,
+        params: Mapping[str, Any],
+        description: str,
+        instrument_id: str | None,
+        ip: str | None,
+    ) -> ChargeResult:
         return self._guarded(
             "charge",
             who,

@@ -26,7 +26,9 @@ is not stored under the idempotency key, so the same key works once the denial i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Final
 
 import attrs
@@ -54,8 +56,22 @@ __all__ = [
     "customer",
     "ident",
     "keyed",
+    "paying_from",
     "subscription",
 ]
+
+_PAYER_IP: ContextVar[str | None] = ContextVar("billing_core_payer_ip", default=None)
+
+
+@contextmanager
+def paying_from(ip: str | None) -> Iterator[None]:
+    """Run a paying call's guard path knowing the payer's IP (checked against the blocklist)."""
+    reset = _PAYER_IP.set(ip)
+    try:
+        yield
+    finally:
+        _PAYER_IP.reset(reset)
+
 
 METHOD_ACTIONS: Final[Mapping[str, Action]] = {
     "add_customer": Action.EDIT_CUSTOMER,
@@ -187,6 +203,7 @@ class Guard:
             customer_id=found.id,
             email=found.email,
             country=found.country or None,
+            ip=_PAYER_IP.get(),
             fingerprints=wallet.fingerprints() if wallet else (),
         )
         block = blocklists.check(entries, payer, now=self.ctx.now())
