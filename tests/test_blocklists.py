@@ -128,7 +128,7 @@ def test_property_blocked_exactly_when_an_entry_in_force_matches(
     built = [
         BlocklistEntry(
             id=f"bl-{n}",
-            kind=kind,  # type: ignore[arg-type]
+            kind=kind,
             value=value,
             added_at=NOW,
             expires_at=None if days == 0 else NOW + timedelta(days=days),
