@@ -34,6 +34,7 @@ from billing_core.plugins.protocols import GatewayRequest, PaymentGateway
 from billing_core.plugins.sandbox_gateway import Decline, Fault, SandboxGateway
 from billing_core.rules.permissions import Actor
 from billing_core.testing.clock import ManualClock
+from billing_core.testing.hooked_gateway import Crash, HookedGateway
 from test_engine import ADMIN, AGENT, START
 
 USD = "USD"
@@ -460,3 +461,40 @@ def test_memory_store_wallets_roll_back_with_the_session() -> None:
         fail()
     with store.session() as s:
         assert s.get_wallet("c1") is None
+
+
+def test_a_renewal_that_died_after_its_fallback_charge_is_finished_on_the_paying_card() -> None:
+    """The renewal fell back from a declined card to the backup, which was charged, and the
+    worker died before writing the new term: the next run renews on the backup's sale (never
+    past due, never charged again), whatever the declined first sale says."""
+    clock = ManualClock(START)
+    inner = SandboxGateway(clock=clock, settle_after=timedelta(days=1))
+    hooked = HookedGateway(inner)
+    engine = BillingEngine(
+        store="memory://",
+        clock=clock,
+        gateway=hooked,
+        plugins=Plugins(clock=clock, entry_points=False),
+    )
+    engine.add_customer(Customer(id="c1", company="Acme"), actor=ADMIN)
+    sub_id = _subscription(engine)
+    wallet_of_three(engine)
+    clock.advance(timedelta(days=31))
+    inner.script("sale", [Fault.DECLINE])
+
+    def die(_: object) -> None:
+        raise Crash
+
+    def arm(_: object) -> None:  # the first (declined) answer goes through; the second dies
+        hooked.after["sale"] = die
+
+    hooked.after["sale"] = arm
+    with pytest.raises(Crash):
+        engine.renew_due(actor=ADMIN)
+    clock.advance(timedelta(seconds=engine.ctx.lease_seconds))
+    (finished,) = engine.renew_due(actor=ADMIN).renewals
+    assert finished.renewed, finished.explanation
+    assert engine.subscription(sub_id).state is SubscriptionState.ACTIVE
+    assert engine.reconcile().resolved == 1  # the backup's sale: charged at the gateway
+    assert [e.instrument_id for e in inner.ledger()] == [None, "pi-amex"]
+    assert inner.calls["sale"] == 3  # the first term, the declined visa, the amex
