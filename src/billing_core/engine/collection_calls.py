@@ -1,5 +1,8 @@
-"""The engine's collection calls: payment instruments, blocklist entries, segments, pending
-orders. A mixin of ``BillingEngine``; every call takes the guard path of ``engine.guards``.
+"""The engine's collection calls: charges, payment instruments, blocklist entries, segments,
+pending orders. A mixin of ``BillingEngine``; every call takes the guard path of ``engine.guards``.
+
+* ``charge``: a one-off sale, on the customer's instruments in payment order with fallback on a
+  decline, blocked by blocklist entries (``engine.charging``).
 
 * Instruments (support agents and admins: ``manage_instruments``): ``add_instrument``,
   ``update_instrument``, ``deactivate_instrument``, ``set_payment_order`` (primary and backups),
@@ -14,18 +17,21 @@ orders. A mixin of ``BillingEngine``; every call takes the guard path of ``engin
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from ..blocklists import BlocklistEntry, BlocklistKind
 from ..errors import InvalidTypeError, InvalidValueError
 from ..instruments import PaymentInstrument
 from ..model import Customer
+from ..money import Money
 from ..periods import Period
+from ..rules import limits
 from ..rules.permissions import SYSTEM_ACTOR, Actor
 from ..timeutil import require_aware
 from ..wallets import Wallet
-from . import pending_orders, wallet_flows
+from . import charging, pending_orders, wallet_flows
 from .base import EngineBase
 from .collection_results import (
     AbandonResult,
@@ -35,7 +41,8 @@ from .collection_results import (
     InstrumentResult,
 )
 from .guards import actor as _actor
-from .guards import ident
+from .guards import ident, paying_from
+from .results import ChargeOutcome, ChargeResult
 
 __all__ = ["EngineCollection"]
 
@@ -54,6 +61,70 @@ def _instrument(value: object) -> PaymentInstrument:
 
 class EngineCollection(EngineBase):
     """Instruments, blocklist entries, segments and pending orders (see the module docstring)."""
+
+    # -- money -------------------------------------------------------------------------------------
+    def charge(
+        self,
+        customer_id: str,
+        amount: Money,
+        *,
+        idempotency_key: str,
+        actor: Actor,
+        description: str = "",
+        instrument_id: str | None = None,
+        ip: str | None = None,
+    ) -> ChargeResult:
+        """A one-off sale of a positive ``amount`` (at most ``rules.limits.MAX_AMOUNT``), on the
+        customer's instruments in payment order (``instrument_id`` first, when given), moving to
+        the next one on a decline only; blocked by a blocklist entry matching the customer,
+        its cards or ``ip`` (see ``engine.charging``)."""
+        who = _actor(actor)
+        limits.amount(amount, "amount")  # bad input: refused before anything is written
+        ident(customer_id, "customer_id")
+        if instrument_id is not None:
+            ident(instrument_id, "instrument_id")
+        params: dict[str, Any] = {
+            "customer_id": customer_id,
+            "amount": amount,
+            "description": description,
+        }
+        if instrument_id is not None or ip is not None:
+            params |= {"instrument_id": instrument_id, "ip": ip}
+        with paying_from(ip):
+            return self._charge(
+                who, customer_id, amount, idempotency_key, params, description, instrument_id, ip
+            )
+
+    def _charge(
+        self,
+        who: Actor,
+        customer_id: str,
+        amount: Money,
+        idempotency_key: str,
+        params: Mapping[str, Any],
+        description: str,
+        instrument_id: str | None,
+        ip: str | None,
+    ) -> ChargeResult:
+        return self._guarded(
+            "charge",
+            who,
+            lambda d: ChargeResult(
+                outcome=ChargeOutcome.DENIED, reason=str(d.reason), explanation=d.explanation
+            ),
+            lambda: charging.charge(
+                self.ctx,
+                amount=amount,
+                key=idempotency_key,
+                actor=who.id,
+                customer_id=customer_id,
+                description=description,
+                instrument_id=instrument_id,
+                ip=ip,
+            )[0],
+            customer_id=customer_id,
+            keyed_by=(idempotency_key, params, ChargeResult),
+        )
 
     # -- instruments -------------------------------------------------------------------------------
     def add_instrument(

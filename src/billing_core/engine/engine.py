@@ -38,17 +38,16 @@ from ..plugins.protocols import CancellationState
 from ..rules import limits, metering
 from ..rules.permissions import Action, Actor
 from ..timeutil import require_aware
-from . import charging, customers, metered_closes, refunding, subscriptions
+from . import customers, metered_closes, refunding, subscriptions
 from .collection_calls import EngineCollection
 from .guards import actor as _actor
-from .guards import certificate_counts, ident, keyed, paying_from
+from .guards import certificate_counts, ident, keyed
 from .idempotency import check_key
 from .jobs import EngineJobs
 from .results import (
     CancellationOutcome,
     CancellationResult,
     ChargeOutcome,
-    ChargeResult,
     CloseOutcome,
     CloseResult,
     CustomerResult,
@@ -289,69 +288,6 @@ class BillingEngine(EngineJobs, EngineCollection):
         )
 
     # -- money ------------------------------------------------------------------------------------
-    def charge(
-        self,
-        customer_id: str,
-        amount: Money,
-        *,
-        idempotency_key: str,
-        actor: Actor,
-        description: str = "",
-        instrument_id: str | None = None,
-        ip: str | None = None,
-    ) -> ChargeResult:
-        """A one-off sale of a positive ``amount`` (at most ``rules.limits.MAX_AMOUNT``), on the
-        customer's instruments in payment order (``instrument_id`` first, when given), moving to
-        the next one on a decline only; blocked by a blocklist entry matching the customer,
-        its cards or ``ip`` (see ``engine.charging``)."""
-        who = _actor(actor)
-        limits.amount(amount, "amount")  # bad input: refused before anything is written
-        ident(customer_id, "customer_id")
-        if instrument_id is not None:
-            ident(instrument_id, "instrument_id")
-        params: dict[str, Any] = {
-            "customer_id": customer_id,
-            "amount": amount,
-            "description": description,
-        }
-        if instrument_id is not None or ip is not None:
-            params |= {"instrument_id": instrument_id, "ip": ip}
-        with paying_from(ip):
-            return self._charge(
-                who, customer_id, amount, idempotency_key, params, description, instrument_id, ip
-            )
-
-    def _charge(
-        self,
-        who: Actor,
-        customer_id: str,
-        amount: Money,
-        idempotency_key: str,
-        params: Mapping[str, Any],
-        description: str,
-        instrument_id: str | None,
-        ip: str | None,
-    ) -> ChargeResult:
-        return self._guarded(
-            "charge",
-            who,
-            lambda d: ChargeResult(
-                outcome=ChargeOutcome.DENIED, reason=str(d.reason), explanation=d.explanation
-            ),
-            lambda: charging.charge(
-                self.ctx,
-                amount=amount,
-                key=idempotency_key,
-                actor=who.id,
-                customer_id=customer_id,
-                description=description,
-                instrument_id=instrument_id,
-                ip=ip,
-            )[0],
-            customer_id=customer_id,
-            keyed_by=(idempotency_key, params, ChargeResult),
-        )
-
     def refund_transaction(
         self,
         transaction_id: str,
