@@ -47,6 +47,8 @@ from .results import ChargeOutcome, ChargeResult
 __all__ = ["EngineCollection"]
 
 SEGMENTS = (wallet_flows.LEAD, wallet_flows.PAYING)
+DEFAULT_ABANDON_AFTER = Period.days(30)
+"""How long a pending order waits for activation before ``abandon_pending_orders`` abandons it."""
 
 
 def _instrument(value: object) -> PaymentInstrument:
@@ -353,10 +355,15 @@ class EngineCollection(EngineBase):
 
     # -- pending orders -----------------------------------------------------------------------------
     def abandon_pending_orders(
-        self, now: datetime, *, abandon_after: Period, actor: Actor | None = None
+        self,
+        now: datetime,
+        *,
+        abandon_after: Period = DEFAULT_ABANDON_AFTER,
+        actor: Actor | None = None,
     ) -> AbandonResult:
         """Cancel, as abandoned, every ``pending`` subscription not activated within
-        ``abandon_after`` of its start (``rules.collection.abandon_on``), as of ``now``."""
+        ``abandon_after`` (default 30 days) of its start (``rules.collection.abandon_on``), as
+        of ``now``."""
         who = SYSTEM_ACTOR if actor is None else _actor(actor)
         require_aware(now, "now")
         if not isinstance(abandon_after, Period):

@@ -116,7 +116,10 @@ def billing_core_choose_gateway(
     (and then the host's default) decide.
 
     ``gateways`` are the installed gateways by name; the answer must be one of them. Useful to
-    route by currency, by customer (their country, their reseller) or by amount.
+    route by currency, by customer (their country, their reseller) or by amount. The engine
+    asks it for every charge attempt, before writing the sale ahead (``request.instrument`` is
+    the instrument tried); an instrument with a sticky ``gateway`` goes there without asking.
+    A name that is not installed is a ``PluginError`` and nothing is written.
     """
     raise NotImplementedError
 
