@@ -41,6 +41,7 @@ from .collection_results import (
     InstrumentResult,
 )
 from .guards import actor as _actor
+from .guards import customer as _customer
 from .guards import ident, paying_from
 from .results import ChargeOutcome, ChargeResult
 
@@ -258,9 +259,7 @@ class EngineCollection(EngineBase):
         self._read("wallet", actor)
         ident(customer_id, "customer_id")
         with self.store.session() as s:
-            from .guards import customer
-
-            customer(s, customer_id)
+            _customer(s, customer_id)
             return s.get_wallet(customer_id) or Wallet(customer_id=customer_id)
 
     # -- blocklists ---------------------------------------------------------------------------------
@@ -326,9 +325,7 @@ class EngineCollection(EngineBase):
         self._read("segment", actor)
         ident(customer_id, "customer_id")
         with self.store.session() as s:
-            from .guards import customer
-
-            customer(s, customer_id)
+            _customer(s, customer_id)
             lead = wallet_flows.is_lead(s, customer_id)
         return wallet_flows.LEAD if lead else wallet_flows.PAYING
 
