@@ -58,8 +58,10 @@ def test_every_cell(state: S, event: StateEvent) -> None:
     else:
         assert move.denied and move.reason is StateReason.TRANSITION_NOT_ALLOWED
         assert move.state is state
+        article = "An" if state in (S.ACTIVE, S.EXPIRED) else "A"
         assert move.explanation.startswith(
-            f"A {state.value} subscription cannot {event.value.replace('_', ' ')}; allowed: "
+            f"{article} {state.value.replace('_', ' ')} subscription cannot "
+            f"{event.value.replace('_', ' ')}; allowed: "
         )
 
 
@@ -169,3 +171,86 @@ def test_past_due_is_stored_by_every_store(engine: BillingEngine) -> None:
         s.put_subscription(attrs.evolve(sub, state=S.PAST_DUE))
     with engine.store.session() as s:
         assert [x.id for x in s.list_subscriptions(states=[S.PAST_DUE])] == ["sub-1"]
+
+
+# -- activation --------------------------------------------------------------------------------------
+def _order(engine: BillingEngine, key: str) -> str:
+    order = engine.add_subscription(
+        "c1",
+        term=Period.months(1),
+        inventory={"dv": 1},
+        unit_prices={"dv": TEN},
+        idempotency_key=key,
+        actor=AGENT,
+        pending=True,
+    )
+    assert (order.outcome, order.charge) == (ChargeOutcome.PENDING, None)
+    assert order.subscription_id is not None
+    return order.subscription_id
+
+
+def test_a_pending_order_is_charged_when_activated(engine: BillingEngine) -> None:
+    sub_id = _order(engine, "o1")
+    assert engine.subscription(sub_id).state is S.PENDING
+    assert sandbox(engine).calls["sale"] == 0
+    engine.clock.advance(timedelta(days=3))  # type: ignore[attr-defined]
+    done = engine.activate(sub_id, idempotency_key="a1", actor=AGENT)
+    assert done.outcome is ChargeOutcome.CHARGED and done.subscription_id == sub_id
+    active = engine.subscription(sub_id)
+    assert (active.state, active.start) == (S.ACTIVE, date(2026, 11, 24))  # from activation
+    assert engine.activate(sub_id, idempotency_key="a1", actor=AGENT) == done  # a replay
+    again = engine.activate(sub_id, idempotency_key="a2", actor=AGENT)
+    assert (again.outcome, again.reason) == (ChargeOutcome.DENIED, "not_pending")
+    assert again.explanation == (
+        "An active subscription cannot activate; allowed: cancel, expire, renewal_paid, "
+        "renewal_unpaid, suspend."
+    )
+    assert sandbox(engine).calls["sale"] == 1
+    assert engine.abandon_pending_orders(START + timedelta(days=60)).abandoned == ()
+
+
+def test_a_declined_activation_stays_pending(engine: BillingEngine) -> None:
+    sub_id = _order(engine, "o2")
+    sandbox(engine).script("sale", [Fault.DECLINE])
+    declined = engine.activate(sub_id, idempotency_key="a1", actor=AGENT)
+    assert declined.outcome is ChargeOutcome.DECLINED
+    assert engine.subscription(sub_id).state is S.PENDING
+    paid = engine.activate(sub_id, idempotency_key="a2", actor=AGENT)
+    assert paid.outcome is ChargeOutcome.CHARGED
+    assert engine.subscription(sub_id).state is S.ACTIVE
+
+
+def test_an_activation_in_doubt_blocks_a_second_one(engine: BillingEngine) -> None:
+    """Two activations never both charge: while the first one's sale may have taken the
+    money, a second activation (another key) is refused and nothing is sent."""
+    sub_id = _order(engine, "o3")
+    sandbox(engine).script("sale", [Fault.TIMEOUT_AFTER_SEND])
+    lost = engine.activate(sub_id, idempotency_key="a1", actor=AGENT)
+    assert lost.outcome is ChargeOutcome.UNKNOWN
+    second = engine.activate(sub_id, idempotency_key="a2", actor=AGENT)
+    assert (second.outcome, second.reason) == (ChargeOutcome.DENIED, "not_pending")
+    assert "another activation charged it" in second.explanation
+    assert sandbox(engine).calls["sale"] == 1
+
+
+def test_a_pending_order_names_no_domains(engine: BillingEngine) -> None:
+    with pytest.raises(InvalidValueError, match=r"\$\.domains"):
+        engine.add_subscription(
+            "c1",
+            term=Period.months(1),
+            inventory={"dv": 1},
+            unit_prices={"dv": TEN},
+            domains=["a.example"],
+            idempotency_key="o4",
+            actor=AGENT,
+            pending=True,
+        )
+
+
+def test_an_order_never_activated_is_abandoned(engine: BillingEngine) -> None:
+    sub_id = _order(engine, "o5")
+    assert engine.abandon_pending_orders(START + timedelta(days=29)).abandoned == ()
+    assert engine.abandon_pending_orders(START + timedelta(days=30)).abandoned == (sub_id,)
+    refused = engine.activate(sub_id, idempotency_key="late", actor=AGENT)
+    assert refused.reason == "not_pending"
+    assert sandbox(engine).calls["sale"] == 0

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from ..blocklists import BlocklistEntry, BlocklistKind
@@ -29,9 +30,10 @@ from ..money import Money
 from ..periods import Period
 from ..rules import limits
 from ..rules.permissions import SYSTEM_ACTOR, Actor
+from ..rules.subscription_states import StateEvent, next_state
 from ..timeutil import require_aware
 from ..wallets import Wallet
-from . import charging, pending_orders, wallet_flows
+from . import activation, charging, pending_orders, subscriptions, wallet_flows
 from .base import EngineBase
 from .collection_results import (
     AbandonResult,
@@ -43,12 +45,14 @@ from .collection_results import (
 from .guards import actor as _actor
 from .guards import customer as _customer
 from .guards import ident, paying_from
-from .results import ChargeOutcome, ChargeResult
+from .guards import subscription as _subscription
+from .results import ChargeOutcome, ChargeResult, SubscriptionResult
 
 __all__ = ["EngineCollection"]
 
 SEGMENTS = (wallet_flows.LEAD, wallet_flows.PAYING)
 DEFAULT_ABANDON_AFTER = Period.days(30)
+NOT_PENDING = "not_pending"
 """How long a pending order waits for activation before ``abandon_pending_orders`` abandons it."""
 
 
@@ -351,6 +355,50 @@ class EngineCollection(EngineBase):
         return self.customers(segment=wallet_flows.LEAD, actor=actor)
 
     # -- pending orders -----------------------------------------------------------------------------
+    def activate(
+        self, subscription_id: str, *, idempotency_key: str, actor: Actor
+    ) -> SubscriptionResult:
+        """Activate a pending order: charge its first term from today (on the customer's
+        instruments in payment order) and make it active. A declined charge leaves it pending;
+        an order that is not pending is refused (``not_pending``)."""
+        who = _actor(actor)
+        ident(subscription_id, "subscription_id")
+
+        def body() -> SubscriptionResult:
+            with self.store.session() as s:
+                sub = _subscription(s, subscription_id)
+            move = next_state(sub.state, StateEvent.ACTIVATE)
+            if move.denied:
+                return _not_pending(subscription_id, move.explanation)
+            try:
+                return subscriptions.add_subscription(
+                    self.ctx,
+                    sub.customer_id,
+                    term=sub.term,
+                    inventory=sub.inventory,
+                    unit_prices=sub.unit_prices,
+                    start=None,
+                    auto_renew=sub.auto_renew,
+                    domains=(),
+                    key=idempotency_key,
+                    actor=who.id,
+                    sub_id=sub.id,
+                    claim=partial(activation.claim_pending, sub=sub),
+                )
+            except activation.ActivationTaken as taken:
+                return _not_pending(subscription_id, f"Subscription {sub.id}: {taken.why}.")
+
+        return self._guarded(
+            "activate",
+            who,
+            lambda d: SubscriptionResult(
+                outcome=ChargeOutcome.DENIED, reason=str(d.reason), explanation=d.explanation
+            ),
+            body,
+            subscription_id=subscription_id,
+            keyed_by=(idempotency_key, {"subscription_id": subscription_id}, SubscriptionResult),
+        )
+
     def abandon_pending_orders(
         self,
         now: datetime,
@@ -375,6 +423,15 @@ class EngineCollection(EngineBase):
             lambda d: AbandonResult(explanations=(d.explanation,)),
             lambda: pending_orders.abandon(self.ctx, now, abandon_after, actor=who.id),
         )
+
+
+def _not_pending(subscription_id: str, explanation: str) -> SubscriptionResult:
+    return SubscriptionResult(
+        outcome=ChargeOutcome.DENIED,
+        subscription_id=subscription_id,
+        reason=NOT_PENDING,
+        explanation=explanation,
+    )
 
 
 def _denied(subject: str, reason: object, explanation: str) -> InstrumentResult:

@@ -30,7 +30,7 @@ from datetime import date, datetime
 from typing import Any
 
 from ..decisions import Decision
-from ..errors import InvalidTypeError
+from ..errors import InvalidTypeError, InvalidValueError
 from ..model import Customer, SubscriptionState
 from ..money import Money
 from ..periods import Period
@@ -139,8 +139,10 @@ class BillingEngine(EngineJobs, EngineCollection):
         start: date | None = None,
         auto_renew: bool = True,
         domains: Sequence[str] = (),
+        pending: bool = False,
     ) -> SubscriptionResult:
-        """Add a subscription (optionally backdated), charge it and order its certificates."""
+        """Add a subscription (optionally backdated), charge it and order its certificates;
+        ``pending=True`` stores a pending order instead, charged when ``activate`` is called."""
         who = _actor(actor)
         ident(customer_id, "customer_id")
         if start is not None and not isinstance(start, date):
@@ -160,6 +162,14 @@ class BillingEngine(EngineJobs, EngineCollection):
             "auto_renew": auto_renew,
             "domains": list(domains),
         }
+        if pending:
+            if domains:
+                raise InvalidValueError(
+                    "a pending order names no domains (its certificates are ordered later)",
+                    field="domains",
+                    value=list(domains),
+                )
+            params["pending"] = True
         return self._guarded(
             "add_subscription",
             who,
@@ -177,6 +187,7 @@ class BillingEngine(EngineJobs, EngineCollection):
                 domains=domains,
                 key=idempotency_key,
                 actor=who.id,
+                pending=pending,
             ),
             customer_id=customer_id,
             keyed_by=(idempotency_key, params, SubscriptionResult),

@@ -113,6 +113,7 @@ METHOD_ACTIONS: Final[Mapping[str, Action]] = {
     "customers": Action.VIEW_CUSTOMER,
     "segment": Action.VIEW_CUSTOMER,
     "abandon_pending_orders": Action.RENEW_SUBSCRIPTIONS,
+    "activate": Action.ADD_SUBSCRIPTION,
 }
 """The permission-policy action of every public ``BillingEngine`` method."""
 
@@ -122,6 +123,7 @@ PLUMBING: Final = frozenset({"gateway", "certificate_provider"})
 _BLOCKED: Final = {
     "charge": "it cannot be charged",
     "add_subscription": "it cannot take a new subscription",
+    "activate": "its pending orders cannot be activated",
     "add_inventory": "its subscriptions cannot gain inventory",
     "change_renewal_inventory": "what its subscriptions renew cannot change",
     "reenable": "its subscriptions cannot be re-enabled",

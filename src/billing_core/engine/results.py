@@ -79,6 +79,7 @@ class ChargeOutcome(enum.StrEnum):
     DECLINED = "declined"  # the gateway declined the card
     FAILED = "failed"  # not sent: nothing happened, safe to try again with a new key
     UNKNOWN = "unknown"  # the gateway's answer was lost: reconcile
+    PENDING = "pending"  # a pending order: stored, nothing charged until it is activated
 
 
 @attrs.frozen(kw_only=True)

@@ -98,7 +98,8 @@ def next_state(state: SubscriptionState, event: StateEvent) -> Transition:
             allowed=False,
             reason=StateReason.TRANSITION_NOT_ALLOWED,
             state=state,
-            explanation=f"A {state.value} subscription cannot {event.value.replace('_', ' ')}; "
+            explanation=f"{_article(state.value)} {state.value.replace('_', ' ')} subscription "
+            f"cannot {event.value.replace('_', ' ')}; "
             f"allowed: {', '.join(allowed) or 'nothing (it is final)'}.",
         )
     return Transition(
@@ -107,3 +108,7 @@ def next_state(state: SubscriptionState, event: StateEvent) -> Transition:
         explanation=f"{event.value.replace('_', ' ').capitalize()}: {state.value} -> "
         f"{after.value}.",
     )
+
+
+def _article(word: str) -> str:
+    return "An" if word[:1] in "aeiou" else "A"
