@@ -230,6 +230,8 @@ def test_an_activation_in_doubt_blocks_a_second_one(engine: BillingEngine) -> No
     second = engine.activate(sub_id, idempotency_key="a2", actor=AGENT)
     assert (second.outcome, second.reason) == (ChargeOutcome.DENIED, "not_pending")
     assert "another activation charged it" in second.explanation
+    later = START + timedelta(days=31)
+    assert engine.abandon_pending_orders(later).abandoned == ()  # in doubt: not abandoned
     assert sandbox(engine).calls["sale"] == 1
 
 

@@ -11,6 +11,7 @@ from ..periods import Period
 from ..rules import collection
 from ..rules.subscription_states import StateEvent, next_state
 from ..timeutil import local_date, timezone
+from .activation import ActivationTaken, claim_pending
 from .collection_results import AbandonResult
 from .context import EngineContext
 
@@ -21,7 +22,9 @@ def abandon(
     ctx: EngineContext, now: datetime, abandon_after: Period, *, actor: str
 ) -> AbandonResult:
     """Cancel every pending subscription whose ``abandon_on`` (its start + ``abandon_after``)
-    has come on its customer's local date at ``now``; each in its own session, re-read locked."""
+    has come on its customer's local date at ``now``; each in its own session, re-read locked.
+    An order with an activation charge that may have taken money (unknown, pending, completed)
+    is left alone: reconciliation decides it first."""
     with ctx.store.session() as s:
         pending = s.list_subscriptions(states=[SubscriptionState.PENDING])
     ids: list[str] = []
@@ -31,6 +34,10 @@ def abandon(
             current = s.get_subscription(sub.id, lock=True)
             customer = s.get_customer(sub.customer_id)
             if current is None or current.state is not SubscriptionState.PENDING:
+                continue
+            try:  # an activation whose charge may have taken the money: reconcile it first
+                claim_pending(s, current)
+            except ActivationTaken:
                 continue
             tz = timezone(customer.timezone) if customer else timezone("UTC")
             verdict = collection.assess_pending(
