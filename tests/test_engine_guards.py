@@ -22,6 +22,7 @@ from billing_core import (
     InvalidTypeError,
     Money,
     NotFoundError,
+    PaymentInstrument,
     Period,
     SubscriptionState,
     UsageEvent,
@@ -45,7 +46,8 @@ from billing_core.rules.permissions import DEFAULT_POLICY, SYSTEM_ACTOR, Actor
 from billing_core.testing.clock import ManualClock
 from test_engine import ADMIN, AGENT, START, _sandbox
 
-INTERN = Actor(id="ivy", role="intern")  # a role the policy does not know
+INTERN = Actor(id="ivy", role="intern")
+CARD = PaymentInstrument(id="pi-1")  # a role the policy does not know
 USD = "USD"
 MONTHLY = Period.months(1)
 
@@ -249,6 +251,14 @@ def _write_calls(
         "charge": lambda a: engine.charge(
             "c1", Money("5.00", USD), idempotency_key="k-ch", actor=a
         ),
+        "activate": lambda a: engine.activate(sub, idempotency_key="k-act", actor=a),
+        "add_instrument": lambda a: engine.add_instrument("c1", CARD, actor=a),
+        "update_instrument": lambda a: engine.update_instrument("c1", CARD, actor=a),
+        "deactivate_instrument": lambda a: engine.deactivate_instrument("c1", "pi-1", actor=a),
+        "set_payment_order": lambda a: engine.set_payment_order("c1", primary_id=None, actor=a),
+        "set_default_instrument": lambda a: engine.set_default_instrument(sub, None, actor=a),
+        "add_blocklist_entry": lambda a: engine.add_blocklist_entry("ip", "1.2.3.4", actor=a),
+        "lift_blocklist_entry": lambda a: engine.lift_blocklist_entry("bl-1", actor=a),
         "refund_transaction": lambda a: engine.refund_transaction(
             tx, idempotency_key="k-r", actor=a
         ),

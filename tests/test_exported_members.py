@@ -6,6 +6,9 @@ import billing_core
 
 EXPECTED = {
     "BillingError",
+    "BlocklistEntry",
+    "BlocklistKind",
+    "Wallet",
     "BillingTiming",
     "Certificate",
     "CertificateLine",

@@ -59,6 +59,13 @@ class RefundsWithoutAmount(SandboxGateway):
         return attrs.evolve(super().refund(request), amount=None)
 
 
+class IgnoresInstruments(SandboxGateway):
+    """Charges whatever instrument it is given, expired or inactive ones too."""
+
+    def sale(self, request: GatewayRequest) -> GatewayOutcome:
+        return super().sale(attrs.evolve(request, instrument=None))
+
+
 def _settler(gateway: SandboxGateway, clock: ManualClock) -> Settle:
     def settle(charge: GatewayOutcome) -> None:
         assert charge.reference is not None
@@ -74,6 +81,8 @@ MUTANTS: list[tuple[Callable[..., SandboxGateway], str]] = [
     (ForgetsDeclines, "test_lookup_of_a_declined_call_is_declined"),
     (RefundsWithoutAmount, "test_refund_of_a_settled_sale"),
     (RefundsWithoutAmount, "test_partial_refunds_up_to_what_is_left"),
+    (IgnoresInstruments, "test_a_sale_on_an_expired_instrument_is_declined"),
+    (IgnoresInstruments, "test_a_sale_on_an_inactive_instrument_is_declined"),
 ]
 
 

@@ -24,8 +24,10 @@ from billing_core import (
     CertificateStatus,
     Customer,
     Money,
+    PaymentInstrument,
     Period,
     Subscription,
+    SubscriptionState,
     Transaction,
     TransactionKind,
     TransactionStatus,
@@ -390,6 +392,48 @@ def test_subscription_added_hook() -> None:
 def test_subscription_renewed_hook() -> None:
     renewed = attrs.evolve(subscription(), start=date(2027, 11, 21))
     check_event(events.SubscriptionRenewed(at=AT, subscription=renewed))
+
+
+CARD = PaymentInstrument(id="pi-1", fingerprint="fp-1")
+
+
+@exercises("billing_core_collection_attempted")
+def test_collection_attempted_hook() -> None:
+    check_event(
+        events.CollectionAttempted(
+            at=AT, transaction=sale(), instrument=CARD, attempt=1, gateway="sandbox"
+        )
+    )
+
+
+@exercises("billing_core_collection_declined")
+def test_collection_declined_hook() -> None:
+    check_event(
+        events.CollectionDeclined(
+            at=AT,
+            transaction=sale(),
+            instrument=CARD,
+            attempt=1,
+            gateway="sandbox",
+            decline_code="card_declined",
+            next_instrument_id="pi-2",
+        )
+    )
+
+
+@exercises("billing_core_collection_succeeded")
+def test_collection_succeeded_hook() -> None:
+    check_event(
+        events.CollectionSucceeded(
+            at=AT, transaction=sale(), instrument=None, attempt=2, gateway="sandbox"
+        )
+    )
+
+
+@exercises("billing_core_subscription_past_due")
+def test_subscription_past_due_hook() -> None:
+    past_due = attrs.evolve(subscription(), state=SubscriptionState.PAST_DUE)
+    check_event(events.SubscriptionPastDue(at=AT, subscription=past_due, explanation="Declined."))
 
 
 def test_events_refuse_a_naive_instant() -> None:

@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from billing_core import Money
+from billing_core import Money, PaymentInstrument
 from billing_core.plugins.protocols import (
     GatewayOperation,
     GatewayOutcome,
@@ -17,7 +18,7 @@ from billing_core.plugins.protocols import (
     OutcomeStatus,
     PaymentGateway,
 )
-from billing_core.plugins.sandbox_gateway import Fault
+from billing_core.plugins.sandbox_gateway import Fault, SandboxGateway
 from billing_core.testing.clock import ManualClock
 from billing_core.testing.gateway_contract import GatewayContract, Settle
 from billing_core.testing.shared_gateway import SharedGateway
@@ -51,7 +52,7 @@ class TestSharedGatewayContract(GatewayContract):
         return settle
 
 
-def _request(op: GatewayOperation, amount: str, key: str, **kw: str) -> GatewayRequest:
+def _request(op: GatewayOperation, amount: str, key: str, **kw: Any) -> GatewayRequest:
     return GatewayRequest(
         operation=op,
         transaction_id=f"tx-{key}",
@@ -83,3 +84,21 @@ def test_two_instances_share_books_scripts_and_counts(gateway_url: str) -> None:
     finally:
         a.close()
         b.close()
+
+
+def test_the_ledger_records_the_instrument_charged(gateway_url: str) -> None:
+    """Both sandboxes record the instrument a sale was charged on (None: the card on file)."""
+    card = PaymentInstrument(id="pi-1", fingerprint="fp-1")
+    clock = ManualClock(START)
+    shared = SharedGateway(gateway_url, clock=clock)
+    local = SandboxGateway(clock=clock)
+    try:
+        for gateway in (shared, local):
+            gateway.sale(_request(GatewayOperation.SALE, "10.00", "with", instrument=card))
+            gateway.sale(_request(GatewayOperation.SALE, "5.00", "without"))
+            assert [(e.idempotency_key, e.instrument_id) for e in gateway.ledger()] == [
+                ("with", "pi-1"),
+                ("without", None),
+            ]
+    finally:
+        shared.close()

@@ -9,6 +9,7 @@ The public surface is small and listed in ``__all__``; the rules live in ``billi
 
 from typing import TYPE_CHECKING, Any
 
+from .blocklists import BlocklistEntry, BlocklistKind
 from .decisions import Decision, Reason
 from .errors import (
     BillingError,
@@ -62,6 +63,7 @@ from .model import (
 from .money import Money
 from .periods import Period, PeriodUnit, ServicePeriod, service_periods
 from .plans import BillingTiming, Plan, Trial
+from .wallets import Wallet
 
 if TYPE_CHECKING:
     from .engine import BillingEngine
@@ -72,6 +74,8 @@ __all__ = [
     "BillingEngine",
     "BillingError",
     "BillingTiming",
+    "BlocklistEntry",
+    "BlocklistKind",
     "Certificate",
     "CertificateLine",
     "CertificateStatus",
@@ -123,6 +127,7 @@ __all__ = [
     "UnknownCurrencyError",
     "UnknownTimezoneError",
     "UsageEvent",
+    "Wallet",
     "__version__",
     "service_periods",
 ]

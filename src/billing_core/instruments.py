@@ -2,8 +2,9 @@
 
 ``PaymentInstrument(id="pi-1", active=True, expires_on=None)`` is enough to build one.
 ``expires_on`` is the *last* day it may be charged (a card valid "through 12/27" expires on
-2027-12-31); ``kind`` and ``fingerprint`` (the gateway's stable hash of the card number, used by
-blocklists) are optional. Which instrument is tried first is the rule
+2027-12-31); ``kind``, ``fingerprint`` (the gateway's stable hash of the card number, used by
+blocklists) and ``gateway`` (a sticky gateway: the one that holds the card's token, so every charge
+of this instrument goes there, whatever ``billing_core_choose_gateway`` says) are optional. Which instrument is tried first is the rule
 ``billing_core.rules.collection.payment_order``.
 """
 
@@ -51,6 +52,7 @@ class PaymentInstrument:
     )
     kind: InstrumentKind | None = attrs.field(default=None, converter=_to_optional_kind)
     fingerprint: str | None = attrs.field(default=None, validator=_optional_str)
+    gateway: str | None = attrs.field(default=None, validator=_optional_str)
 
     def usable_on(self, today: date) -> bool:
         """Active and not expired on ``today`` (``expires_on`` itself is still usable)."""

@@ -83,9 +83,12 @@ class CertificateStatus(enum.StrEnum):
 
 
 class SubscriptionState(enum.StrEnum):
-    """A subscription's state."""
+    """A subscription's state (``rules.subscription_states`` holds the transitions)."""
 
+    PENDING = "pending"  # ordered, not activated yet (abandoned at ``abandon_on``)
+    TRIALING = "trialing"
     ACTIVE = "active"
+    PAST_DUE = "past_due"  # a renewal went unpaid: not renewed, waiting for the money
     SUSPENDED = "suspended"
     CANCELLED = "cancelled"
     EXPIRED = "expired"

@@ -75,6 +75,15 @@ class FakeAcmeApi:
         return not charge["voided"] and self.clock() >= charge["at"] + timedelta(days=1)
 
     def _charges(self, body: dict[str, Any]) -> dict[str, Any]:
+        card = body.get("card")
+        if card is not None and not card["active"]:
+            raise AcmeError("card_inactive", f"card {card['token']} is inactive")
+        if (
+            card is not None
+            and card["expires"]
+            and card["expires"] < self.clock().date().isoformat()
+        ):
+            raise AcmeError("card_expired", f"card {card['token']} expired on {card['expires']}")
         charge_id = f"acme_{next(self._ids)}"
         self.charges[charge_id] = {
             "cents": body["cents"],
@@ -156,7 +165,12 @@ class AcmeGateway:
                 decline_code="currency",
                 message=f"AcmePay takes no {request.amount.currency}",
             )
-        return self._post("charges", request)
+        card = request.instrument
+        if card is None:  # AcmePay charges the customer's card on file
+            return self._post("charges", request)
+        expires = card.expires_on.isoformat() if card.expires_on else None
+        body = {"token": card.id, "active": card.active, "expires": expires}
+        return self._post("charges", request, card=body)
 
     def void(self, request: GatewayRequest) -> GatewayOutcome:
         return self._post("voids", request, charge=request.parent_reference)

@@ -104,6 +104,7 @@ class EngineBase:
             emit=self._emit,
             ids=ids or new_id,
             lease_seconds=lease_seconds,
+            choose_gateway=self.plugins.choose_gateway,
         )
         self.guard = guards.Guard(self.ctx, permissions)
 

@@ -16,6 +16,8 @@ from typing import Any
 import attrs
 
 from ..errors import ConfigurationError, PluginError
+from ..instruments import PaymentInstrument
+from ..model import Customer
 from ..plugins.events import Event
 from ..plugins.protocols import (
     CertificateProvider,
@@ -32,7 +34,10 @@ from ..rules.refunds import RefundPolicy
 from ..rules.retry import RetryPolicy
 from ..timeutil import require_aware
 
-__all__ = ["EngineContext", "call_gateway", "new_id"]
+__all__ = ["Chooser", "EngineContext", "call_gateway", "new_id"]
+
+Chooser = Callable[[GatewayRequest, Customer | None, Mapping[str, PaymentGateway]], str | None]
+"""``Plugins.choose_gateway``: the ``billing_core_choose_gateway`` hook's answer, or None."""
 
 
 def new_id(prefix: str) -> str:
@@ -54,6 +59,7 @@ class EngineContext:
     emit: Callable[[Event], None]
     ids: Callable[[str], str] = new_id
     lease_seconds: int = 300
+    choose_gateway: Chooser | None = None
 
     def now(self) -> datetime:
         return require_aware(self.clock(), "clock()")
@@ -73,6 +79,30 @@ class EngineContext:
                 field="gateway",
                 value=key,
             ) from None
+
+    def gateway_for(
+        self,
+        request: GatewayRequest,
+        customer: Customer | None,
+        instrument: PaymentInstrument | None = None,
+    ) -> PaymentGateway:
+        """The gateway that takes ``request``: the instrument's sticky gateway (its token lives
+        there), else the one ``billing_core_choose_gateway`` names, else the default. A name
+        that is not installed is a ``PluginError`` (raised before anything is written)."""
+        if instrument is not None and instrument.gateway is not None:
+            return self.gateway(instrument.gateway)
+        if self.choose_gateway is not None:
+            name = self.choose_gateway(request, customer, self.gateways)
+            if name is not None:
+                if name not in self.gateways:
+                    raise PluginError(
+                        f"billing_core_choose_gateway named {name!r}, which is not installed "
+                        f"(configured: {', '.join(sorted(self.gateways))})",
+                        field="gateway",
+                        value=name,
+                    )
+                return self.gateways[name]
+        return self.gateway()
 
     def certificates(self) -> CertificateProvider:
         if self.certificate_provider is None:

@@ -30,7 +30,7 @@ from datetime import date, datetime
 from typing import Any
 
 from ..decisions import Decision
-from ..errors import InvalidTypeError
+from ..errors import InvalidTypeError, InvalidValueError
 from ..model import Customer, SubscriptionState
 from ..money import Money
 from ..periods import Period
@@ -38,7 +38,8 @@ from ..plugins.protocols import CancellationState
 from ..rules import limits, metering
 from ..rules.permissions import Action, Actor
 from ..timeutil import require_aware
-from . import charging, customers, metered_closes, refunding, subscriptions
+from . import customers, metered_closes, refunding, subscriptions
+from .collection_calls import EngineCollection
 from .guards import actor as _actor
 from .guards import certificate_counts, ident, keyed
 from .idempotency import check_key
@@ -47,7 +48,6 @@ from .results import (
     CancellationOutcome,
     CancellationResult,
     ChargeOutcome,
-    ChargeResult,
     CloseOutcome,
     CloseResult,
     CustomerResult,
@@ -62,7 +62,7 @@ from .results import (
 __all__ = ["BillingEngine"]
 
 
-class BillingEngine(EngineJobs):
+class BillingEngine(EngineJobs, EngineCollection):
     """Runs the billing flows against a store, a payment gateway and a certificate provider.
 
     ``store`` is a ``Store`` or a URL opened through the plugins (``"memory://"``,
@@ -139,8 +139,10 @@ class BillingEngine(EngineJobs):
         start: date | None = None,
         auto_renew: bool = True,
         domains: Sequence[str] = (),
+        pending: bool = False,
     ) -> SubscriptionResult:
-        """Add a subscription (optionally backdated), charge it and order its certificates."""
+        """Add a subscription (optionally backdated), charge it and order its certificates;
+        ``pending=True`` stores a pending order instead, charged when ``activate`` is called."""
         who = _actor(actor)
         ident(customer_id, "customer_id")
         if start is not None and not isinstance(start, date):
@@ -160,6 +162,14 @@ class BillingEngine(EngineJobs):
             "auto_renew": auto_renew,
             "domains": list(domains),
         }
+        if pending:
+            if domains:
+                raise InvalidValueError(
+                    "a pending order names no domains (its certificates are ordered later)",
+                    field="domains",
+                    value=list(domains),
+                )
+            params["pending"] = True
         return self._guarded(
             "add_subscription",
             who,
@@ -177,6 +187,7 @@ class BillingEngine(EngineJobs):
                 domains=domains,
                 key=idempotency_key,
                 actor=who.id,
+                pending=pending,
             ),
             customer_id=customer_id,
             keyed_by=(idempotency_key, params, SubscriptionResult),
@@ -288,38 +299,6 @@ class BillingEngine(EngineJobs):
         )
 
     # -- money ------------------------------------------------------------------------------------
-    def charge(
-        self,
-        customer_id: str,
-        amount: Money,
-        *,
-        idempotency_key: str,
-        actor: Actor,
-        description: str = "",
-    ) -> ChargeResult:
-        """A one-off sale of a positive ``amount`` (at most ``rules.limits.MAX_AMOUNT``)."""
-        who = _actor(actor)
-        limits.amount(amount, "amount")  # bad input: refused before anything is written
-        ident(customer_id, "customer_id")
-        params = {"customer_id": customer_id, "amount": amount, "description": description}
-        return self._guarded(
-            "charge",
-            who,
-            lambda d: ChargeResult(
-                outcome=ChargeOutcome.DENIED, reason=str(d.reason), explanation=d.explanation
-            ),
-            lambda: charging.charge(
-                self.ctx,
-                amount=amount,
-                key=idempotency_key,
-                actor=who.id,
-                customer_id=customer_id,
-                description=description,
-            )[0],
-            customer_id=customer_id,
-            keyed_by=(idempotency_key, params, ChargeResult),
-        )
-
     def refund_transaction(
         self,
         transaction_id: str,

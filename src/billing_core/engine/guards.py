@@ -12,7 +12,10 @@ In this order, before a flow runs:
 4. **The customer** must exist (``NotFoundError`` naming ``customer_id`` or
    ``subscription_id`` otherwise, like any reference to nothing) and, for a call in
    ``PAYING_METHODS`` (it charges, subscribes, adds or renews inventory, or re-enables
-   service), must not be blocklisted: ``customer_blocklisted``. Refunds, suspending and
+   service), must not be blocklisted: ``customer_blocklisted`` (the customer's own flag), or
+   ``blocklisted_<kind>`` when a blocklist entry in force matches its id, email, email domain,
+   country or a card fingerprint of its wallet (``rules.blocklists``; the charge checks again,
+   with the payer's IP, right before the gateway is called). Refunds, suspending and
    cancelling stay possible for a blocklisted customer: giving money back and stopping service
    are what a blocklisting is for.
 
@@ -23,7 +26,9 @@ is not stored under the idempotency key, so the same key works once the denial i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Final
 
 import attrs
@@ -32,7 +37,7 @@ from ..decisions import Decision, Reason
 from ..errors import InvalidTypeError, NotFoundError
 from ..model import Customer, Subscription
 from ..plugins.protocols import StoreSession
-from ..rules import limits
+from ..rules import blocklists, limits
 from ..rules.permissions import Action, Actor, PermissionPolicy
 from ..rules.permissions import check as check_permission
 from .context import EngineContext
@@ -51,8 +56,22 @@ __all__ = [
     "customer",
     "ident",
     "keyed",
+    "paying_from",
     "subscription",
 ]
+
+_PAYER_IP: ContextVar[str | None] = ContextVar("billing_core_payer_ip", default=None)
+
+
+@contextmanager
+def paying_from(ip: str | None) -> Iterator[None]:
+    """Run a paying call's guard path knowing the payer's IP (checked against the blocklist)."""
+    reset = _PAYER_IP.set(ip)
+    try:
+        yield
+    finally:
+        _PAYER_IP.reset(reset)
+
 
 METHOD_ACTIONS: Final[Mapping[str, Action]] = {
     "add_customer": Action.EDIT_CUSTOMER,
@@ -81,6 +100,20 @@ METHOD_ACTIONS: Final[Mapping[str, Action]] = {
     "invoice_lines": Action.VIEW_BILLING,
     "refund_queue": Action.VIEW_BILLING,
     "audit_log": Action.VIEW_BILLING,
+    "add_instrument": Action.MANAGE_INSTRUMENTS,
+    "update_instrument": Action.MANAGE_INSTRUMENTS,
+    "deactivate_instrument": Action.MANAGE_INSTRUMENTS,
+    "set_payment_order": Action.MANAGE_INSTRUMENTS,
+    "set_default_instrument": Action.MANAGE_INSTRUMENTS,
+    "wallet": Action.VIEW_CUSTOMER,
+    "add_blocklist_entry": Action.MANAGE_BLOCKLIST,
+    "lift_blocklist_entry": Action.MANAGE_BLOCKLIST,
+    "blocklist": Action.VIEW_BILLING,
+    "leads": Action.VIEW_CUSTOMER,
+    "customers": Action.VIEW_CUSTOMER,
+    "segment": Action.VIEW_CUSTOMER,
+    "abandon_pending_orders": Action.RENEW_SUBSCRIPTIONS,
+    "activate": Action.ADD_SUBSCRIPTION,
 }
 """The permission-policy action of every public ``BillingEngine`` method."""
 
@@ -90,6 +123,7 @@ PLUMBING: Final = frozenset({"gateway", "certificate_provider"})
 _BLOCKED: Final = {
     "charge": "it cannot be charged",
     "add_subscription": "it cannot take a new subscription",
+    "activate": "its pending orders cannot be activated",
     "add_inventory": "its subscriptions cannot gain inventory",
     "change_renewal_inventory": "what its subscriptions renew cannot change",
     "reenable": "its subscriptions cannot be re-enabled",
@@ -161,9 +195,21 @@ class Guard:
             if customer_id is None:
                 return False
             found = customer(s, customer_id)
-        if found.blocklisted and method in PAYING_METHODS:
-            return blocklisted(found, method)
-        return False
+            if method not in PAYING_METHODS:
+                return False
+            if found.blocklisted:
+                return blocklisted(found, method)
+            wallet = s.get_wallet(customer_id)
+            entries = s.list_blocklist()
+        payer = blocklists.Payer(
+            customer_id=found.id,
+            email=found.email,
+            country=found.country or None,
+            ip=_PAYER_IP.get(),
+            fingerprints=wallet.fingerprints() if wallet else (),
+        )
+        block = blocklists.check(entries, payer, now=self.ctx.now())
+        return block if block.denied else False
 
     def audit_denial(self, who: Actor, method: str, subject: str, denial: Decision) -> None:
         """The one trace a denial leaves."""

@@ -6,12 +6,15 @@ the store, in the session that writes its sale ahead (``charging.charge(claim=..
 subscription's row is locked and the claim holds only while
 
 * the stored subscription is still as the caller read it (same state, same term start), and
-* no sale of that term (its derived gateway key ``renewal:<id>:<new start>:sale``) is stored.
+* no sale of that term (its derived gateway key ``renewal:<id>:<new start>:sale``, or
+  ``...:sale:<n>`` for the later attempts of a charge that fell back to another instrument) is
+  stored.
 
 The second caller waits for the lock, then finds the first caller's sale and renews nothing.
 A sale of the term older than the engine's lease is a renewal that died between its charge and
-its subscription write: the term is renewed on that sale, never charged again (``reconcile``
-settles the sale's outcome). The subscription write itself checks again that the term has not
+its subscription write: the term is renewed on that sale (of its sales, the newest one not
+failed), never charged again (``reconcile`` settles the sale's outcome); when every sale of the
+term failed, the subscription goes past due instead (``engine.past_due``). The subscription write itself checks again that the term has not
 moved (``term_moved``), so a term without a charge is renewed once too.
 """
 
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from ..model import Subscription, Transaction, TransactionKind
+from ..model import Subscription, Transaction, TransactionKind, TransactionStatus
 from ..plugins.protocols import StoreSession
 from .context import EngineContext
 
@@ -51,10 +54,16 @@ def claim_term(ctx: EngineContext, s: StoreSession, sub: Subscription, sale_key:
     sales = [
         t
         for t in s.list_transactions(customer_id=sub.customer_id)
-        if t.kind is TransactionKind.SALE and t.idempotency_key == sale_key
+        if t.kind is TransactionKind.SALE
+        and t.idempotency_key is not None
+        and (t.idempotency_key == sale_key or t.idempotency_key.startswith(f"{sale_key}:"))
     ]
     if not sales:
         return
     first = min(sales, key=lambda t: t.created_at)
     dead = ctx.now() >= first.created_at + timedelta(seconds=ctx.lease_seconds)
-    raise TermTaken(sub.id, first if dead else None)
+    # a charge that fell back wrote one sale per instrument (``<key>:sale``, ``<key>:sale:2``...):
+    # finish on the one that may have taken the money, else on the last decline
+    newest = sorted(sales, key=lambda t: t.created_at, reverse=True)
+    taken = next((t for t in newest if t.status is not TransactionStatus.FAILED), newest[0])
+    raise TermTaken(sub.id, taken if dead else None)

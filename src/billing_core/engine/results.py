@@ -79,6 +79,7 @@ class ChargeOutcome(enum.StrEnum):
     DECLINED = "declined"  # the gateway declined the card
     FAILED = "failed"  # not sent: nothing happened, safe to try again with a new key
     UNKNOWN = "unknown"  # the gateway's answer was lost: reconcile
+    PENDING = "pending"  # a pending order: stored, nothing charged until it is activated
 
 
 @attrs.frozen(kw_only=True)
@@ -88,6 +89,8 @@ class ChargeResult:
     amount: Money | None = None
     transaction_id: str | None = None
     reason: str | None = None
+    instrument_id: str | None = None  # the instrument of the last attempt (None: none named)
+    attempts: int = 0  # gateway attempts made, one per instrument tried
 
 
 @attrs.frozen(kw_only=True)
@@ -128,6 +131,7 @@ class RenewalOutcome(enum.StrEnum):
     RENEWED = "renewed"  # a new term began (and was charged)
     EXPIRED = "expired"  # auto-renewal was off: the subscription ended
     DENIED = "denied"  # not renewed: ``reason`` says why (a blocklisted customer)
+    PAST_DUE = "past_due"  # the renewal charge was not paid: past due on the old term
 
 
 def _renewal_outcome(result: RenewalResult) -> RenewalOutcome:
@@ -236,7 +240,8 @@ def _renewal_run_explanation(r: RenewalRunResult) -> str:
     by = {o: sum(1 for x in r.renewals if x.outcome is o) for o in RenewalOutcome}
     return (
         f"{_plural(by[RenewalOutcome.RENEWED], 'subscription')} renewed, "
-        f"{by[RenewalOutcome.EXPIRED]} expired, {by[RenewalOutcome.DENIED]} refused."
+        f"{by[RenewalOutcome.EXPIRED]} expired, {by[RenewalOutcome.DENIED]} refused"
+        + (f", {by[RenewalOutcome.PAST_DUE]} past due." if by[RenewalOutcome.PAST_DUE] else ".")
     )
 
 

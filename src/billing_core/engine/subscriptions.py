@@ -9,7 +9,7 @@ closed by ``metered_closes``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date
 from functools import partial
 
@@ -28,6 +28,7 @@ from ..plugins.protocols import StoreSession
 from ..rules import backdating, certificates, changes, renewal, suspension
 from ..serialization import unstructure
 from ..timeutil import local_date, timezone
+from . import activation, past_due
 from .certificate_orders import (
     first_blocked,
     order_certificates,
@@ -91,17 +92,22 @@ def add_subscription(
     domains: Sequence[str],
     key: str,
     actor: str,
+    pending: bool = False,
+    sub_id: str | None = None,
+    claim: Callable[[StoreSession], None] | None = None,
 ) -> SubscriptionResult:
     """Create a subscription, charge its (possibly backdated) first term, order certificates.
 
     The domains are reconciled with the inventory first (``certificates.plan_domains``: none,
-    or one per unit, each once) and each must be free of a live certificate.
+    or one per unit, each once) and each must be free of a live certificate. ``pending=True``
+    stores it ``pending`` instead, charging nothing (``engine.activation`` activates it later,
+    under its id ``sub_id``, with ``claim`` run where its sale is written ahead).
     """
     with ctx.store.session() as s:
         customer = _customer(s, customer_id)
     today = customer_today(ctx, customer)
     first = start or today
-    sub_id = ctx.ids("sub")
+    sub_id = sub_id or ctx.ids("sub")
     draft = Subscription(
         id=sub_id,
         customer_id=customer_id,
@@ -120,6 +126,8 @@ def add_subscription(
             reason=str(refusal.reason),
             explanation=refusal.explanation,
         )
+    if pending:
+        return activation.store_pending(ctx, draft, actor=actor)
     # the price of one unit of each type for this (possibly backdated) term
     unit_charges: dict[str, Money] = {}
     decision: backdating.BackdateDecision | None = None
@@ -155,6 +163,7 @@ def add_subscription(
         subscription_id=sub_id,
         lines=lines,
         description=f"{term.describe()} subscription from {first.isoformat()}",
+        claim=claim,
     )
     if result.outcome is not ChargeOutcome.CHARGED:
         return SubscriptionResult(
@@ -413,6 +422,11 @@ def renew_due(ctx: EngineContext, *, actor: str) -> list[RenewalResult]:
                 if taken.sale is None:
                     continue
                 sale = taken.sale  # its renewal died after the charge: finish it on that sale
+            if past_due.unpaid(result, sale):  # never renewed for free (engine.past_due)
+                unpaid = past_due.mark_past_due(ctx, sub, result=result, sale=sale, actor=actor)
+                if unpaid is not None:
+                    results.append(unpaid)
+                continue
         with ctx.store.session() as s:
             if term_moved(s, sub):  # another caller renewed this term meanwhile
                 continue

@@ -19,7 +19,14 @@ records in the store.
   happened;
 * ``OutcomeReconciled`` (``billing_core_outcome_reconciled``): reconciliation learnt its fate;
 * ``SubscriptionAdded`` (``billing_core_subscription_added``): a subscription was created;
-* ``SubscriptionRenewed`` (``billing_core_subscription_renewed``): it started a new term.
+* ``SubscriptionRenewed`` (``billing_core_subscription_renewed``): it started a new term;
+* ``CollectionAttempted`` (``billing_core_collection_attempted``): a charge attempt on one
+  instrument was sent to the gateway;
+* ``CollectionDeclined`` (``billing_core_collection_declined``): the gateway declined it (the next
+  instrument of the payment order is tried, if there is one);
+* ``CollectionSucceeded`` (``billing_core_collection_succeeded``): an attempt took the money;
+* ``SubscriptionPastDue`` (``billing_core_subscription_past_due``): a renewal was not paid and
+  the subscription went ``past_due`` instead of renewing.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from typing import Any, ClassVar
 
 import attrs
 
+from ..instruments import PaymentInstrument
 from ..model import Certificate, Subscription, Transaction
 from ..timeutil import require_aware
 from .protocols import CancellationState, GatewayOutcome, GatewayRequest
@@ -37,6 +45,9 @@ from .records import QueueEntry
 
 __all__ = [
     "CertificateCancellation",
+    "CollectionAttempted",
+    "CollectionDeclined",
+    "CollectionSucceeded",
     "Event",
     "OutcomeReconciled",
     "OutcomeUnknown",
@@ -44,6 +55,7 @@ __all__ = [
     "RefundGaveUp",
     "RefundIssued",
     "SubscriptionAdded",
+    "SubscriptionPastDue",
     "SubscriptionRenewed",
     "VoidIssued",
 ]
@@ -168,4 +180,54 @@ class SubscriptionRenewed(Event):
 
     hook: ClassVar[str] = "billing_core_subscription_renewed"
     subscription: Subscription
+    charge: Transaction | None = None
+
+
+@attrs.frozen(kw_only=True)
+class CollectionAttempted(Event):
+    """Attempt number ``attempt`` (from 1) of a charge was sent to ``gateway``: ``transaction``
+    is the sale written ahead for it, ``instrument`` what it is charged on (None: the gateway's
+    default for the customer)."""
+
+    hook: ClassVar[str] = "billing_core_collection_attempted"
+    transaction: Transaction
+    instrument: PaymentInstrument | None
+    attempt: int
+    gateway: str
+
+
+@attrs.frozen(kw_only=True)
+class CollectionDeclined(Event):
+    """The gateway declined attempt ``attempt``; ``next_instrument_id`` is the instrument tried
+    next (None: none is left, the charge is declined)."""
+
+    hook: ClassVar[str] = "billing_core_collection_declined"
+    transaction: Transaction
+    instrument: PaymentInstrument | None
+    attempt: int
+    gateway: str
+    decline_code: str | None = None
+    message: str = ""
+    next_instrument_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class CollectionSucceeded(Event):
+    """Attempt ``attempt`` took the money: ``transaction`` is the completed sale."""
+
+    hook: ClassVar[str] = "billing_core_collection_succeeded"
+    transaction: Transaction
+    instrument: PaymentInstrument | None
+    attempt: int
+    gateway: str
+
+
+@attrs.frozen(kw_only=True)
+class SubscriptionPastDue(Event):
+    """A renewal was not paid (declined, blocked, or no usable instrument): ``subscription`` is
+    stored ``past_due`` on its old term, nothing renewed; ``explanation`` says why."""
+
+    hook: ClassVar[str] = "billing_core_subscription_past_due"
+    subscription: Subscription
+    explanation: str
     charge: Transaction | None = None

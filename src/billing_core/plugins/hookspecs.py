@@ -31,12 +31,16 @@ import pluggy
 from ..model import Customer
 from .events import (
     CertificateCancellation,
+    CollectionAttempted,
+    CollectionDeclined,
+    CollectionSucceeded,
     OutcomeReconciled,
     OutcomeUnknown,
     RefundFailed,
     RefundGaveUp,
     RefundIssued,
     SubscriptionAdded,
+    SubscriptionPastDue,
     SubscriptionRenewed,
     VoidIssued,
 )
@@ -112,7 +116,10 @@ def billing_core_choose_gateway(
     (and then the host's default) decide.
 
     ``gateways`` are the installed gateways by name; the answer must be one of them. Useful to
-    route by currency, by customer (their country, their reseller) or by amount.
+    route by currency, by customer (their country, their reseller) or by amount. The engine
+    asks it for every charge attempt, before writing the sale ahead (``request.instrument`` is
+    the instrument tried); an instrument with a sticky ``gateway`` goes there without asking.
+    A name that is not installed is a ``PluginError`` and nothing is written.
     """
     raise NotImplementedError
 
@@ -169,3 +176,35 @@ def billing_core_subscription_added(event: SubscriptionAdded) -> None:
 @hookspec
 def billing_core_subscription_renewed(event: SubscriptionRenewed) -> None:
     """A subscription started a new term with its renewal inventory."""
+
+
+@hookspec
+def billing_core_collection_attempted(event: CollectionAttempted) -> None:
+    """A charge attempt on one instrument was written ahead and is sent to the gateway.
+
+    A charge tries the instruments of its payment order (``rules.collection.payment_order``) one
+    attempt each, with its own gateway idempotency key (``<key>:sale``, then ``<key>:sale:2``...).
+    """
+
+
+@hookspec
+def billing_core_collection_declined(event: CollectionDeclined) -> None:
+    """The gateway declined a charge attempt. ``event.next_instrument_id`` is tried next, if any.
+
+    Only a decline moves on to the next instrument: a timeout or an unknown answer may have
+    charged the card, so it is reconciled, never retried on another card (that could charge
+    twice).
+    """
+
+
+@hookspec
+def billing_core_collection_succeeded(event: CollectionSucceeded) -> None:
+    """A charge attempt took the money; ``event.instrument`` is the instrument that paid."""
+
+
+@hookspec
+def billing_core_subscription_past_due(event: SubscriptionPastDue) -> None:
+    """A renewal was not paid: the subscription is ``past_due`` on its old term and did not renew.
+
+    ``event.explanation`` says why (the decline, the blocklist entry, no usable instrument).
+    """

@@ -224,6 +224,19 @@ class Plugins:
             "default_gateway or implement billing_core_choose_gateway",
         )
 
+    def choose_gateway(
+        self,
+        request: GatewayRequest,
+        customer: Customer | None,
+        gateways: Mapping[str, PaymentGateway],
+    ) -> str | None:
+        """What ``billing_core_choose_gateway`` answers for ``request`` among ``gateways`` (the
+        engine's), or None when no plugin decides. The engine asks it for every charge."""
+        name: str | None = self.pm.hook.billing_core_choose_gateway(
+            request=request, customer=customer, gateways=gateways
+        )
+        return name
+
     def certificate_providers(self) -> dict[str, CertificateProvider]:
         """Every certificate provider the plugins provide, by name."""
         return self._collect(

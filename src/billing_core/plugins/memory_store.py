@@ -23,6 +23,7 @@ from typing import Any
 
 import attrs
 
+from ..blocklists import BlocklistEntry
 from ..errors import ConflictError, NotFoundError
 from ..model import (
     Certificate,
@@ -34,6 +35,7 @@ from ..model import (
     TransactionStatus,
     UsageEvent,
 )
+from ..wallets import Wallet
 from ._store_common import (
     check_audit_entry,
     check_claim,
@@ -71,6 +73,8 @@ _TABLES = (
     "idempotency",
     "audit",
     "metered_closes",
+    "wallets",
+    "blocklist",
 )
 
 
@@ -114,6 +118,29 @@ class _MemorySession:
     def put_customer(self, customer: Customer) -> None:
         check_instance(customer, Customer, "customer")
         self._write("customers")[customer.id] = customer
+
+    def list_customers(self) -> list[Customer]:
+        return list(self._read("customers").values())
+
+    # -- payment instruments and blocklists ------------------------------------------------------
+    def get_wallet(self, customer_id: str, *, lock: bool = False) -> Wallet | None:
+        found: Wallet | None = self._read("wallets").get(customer_id)
+        return found
+
+    def put_wallet(self, wallet: Wallet) -> None:
+        check_instance(wallet, Wallet, "wallet")
+        self._write("wallets")[wallet.customer_id] = wallet
+
+    def get_blocklist_entry(self, entry_id: str) -> BlocklistEntry | None:
+        found: BlocklistEntry | None = self._read("blocklist").get(entry_id)
+        return found
+
+    def put_blocklist_entry(self, entry: BlocklistEntry) -> None:
+        check_instance(entry, BlocklistEntry, "entry")
+        self._write("blocklist")[entry.id] = entry
+
+    def list_blocklist(self) -> list[BlocklistEntry]:
+        return list(self._read("blocklist").values())
 
     # -- subscriptions ------------------------------------------------------------------------
     def get_subscription(self, subscription_id: str, *, lock: bool = False) -> Subscription | None:

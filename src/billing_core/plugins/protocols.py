@@ -36,6 +36,8 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
+from ..blocklists import BlocklistEntry
+from ..instruments import PaymentInstrument
 from ..model import (
     Certificate,
     CertificateStatus,
@@ -48,6 +50,7 @@ from ..model import (
     UsageEvent,
 )
 from ..money import Money
+from ..wallets import Wallet
 from .records import AuditEntry, IdempotencyRecord, MeteredClose, QueueEntry, QueueState
 
 __all__ = [
@@ -92,6 +95,9 @@ class GatewayRequest:
     ``transaction_id`` is billing_core's id of the transaction this call creates (the sale, the
     refund); ``parent_reference`` is the gateway's reference of the transaction it acts on (the
     charge being captured, voided or refunded), ``parent_transaction_id`` billing_core's id of it.
+    ``instrument`` is the payment instrument a sale or authorization is charged on (None: the
+    gateway's own default for the customer); a gateway declines an inactive or expired one, as
+    a card network does.
     """
 
     operation: GatewayOperation
@@ -102,6 +108,7 @@ class GatewayRequest:
     parent_reference: str | None = None
     customer_id: str | None = None
     description: str = ""
+    instrument: PaymentInstrument | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -197,6 +204,20 @@ class StoreSession(Protocol):
     # customers
     def get_customer(self, customer_id: str) -> Customer | None: ...
     def put_customer(self, customer: Customer) -> None: ...
+    def list_customers(self) -> list[Customer]:
+        """Every customer, in the order they were first stored."""
+        ...
+
+    # payment instruments: one wallet per customer
+    def get_wallet(self, customer_id: str, *, lock: bool = False) -> Wallet | None: ...
+    def put_wallet(self, wallet: Wallet) -> None: ...
+
+    # blocklist entries (kept when lifted: ``lifted_at`` is set)
+    def get_blocklist_entry(self, entry_id: str) -> BlocklistEntry | None: ...
+    def put_blocklist_entry(self, entry: BlocklistEntry) -> None: ...
+    def list_blocklist(self) -> list[BlocklistEntry]:
+        """Every entry, lifted and expired ones too, in the order they were first stored."""
+        ...
 
     # subscriptions
     def get_subscription(

@@ -73,6 +73,8 @@ from .sandbox_ledger import (
     DECLINE_CURRENCY,
     DECLINE_EXCEEDS_REMAINING,
     DECLINE_IDEMPOTENCY_MISMATCH,
+    DECLINE_INSTRUMENT_EXPIRED,
+    DECLINE_INSTRUMENT_INACTIVE,
     DECLINE_INVALID_AMOUNT,
     DECLINE_NO_SUCH_CHARGE,
     DECLINE_NOT_REFUNDABLE,
@@ -92,6 +94,8 @@ __all__ = [
     "DECLINE_CURRENCY",
     "DECLINE_EXCEEDS_REMAINING",
     "DECLINE_IDEMPOTENCY_MISMATCH",
+    "DECLINE_INSTRUMENT_EXPIRED",
+    "DECLINE_INSTRUMENT_INACTIVE",
     "DECLINE_INVALID_AMOUNT",
     "DECLINE_NOT_REFUNDABLE",
     "DECLINE_NOT_SETTLED",
@@ -150,6 +154,7 @@ def _fingerprint(request: GatewayRequest) -> tuple[object, ...]:
         request.amount,
         request.parent_transaction_id,
         request.parent_reference,
+        request.instrument.id if request.instrument else None,
     )
 
 

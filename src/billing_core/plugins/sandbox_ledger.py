@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import attrs
 
@@ -38,6 +38,8 @@ __all__ = [
     "DECLINE_CURRENCY",
     "DECLINE_EXCEEDS_REMAINING",
     "DECLINE_IDEMPOTENCY_MISMATCH",
+    "DECLINE_INSTRUMENT_EXPIRED",
+    "DECLINE_INSTRUMENT_INACTIVE",
     "DECLINE_INVALID_AMOUNT",
     "DECLINE_NOT_REFUNDABLE",
     "DECLINE_NOT_SETTLED",
@@ -64,6 +66,8 @@ DECLINE_IDEMPOTENCY_MISMATCH = "idempotency_key_reused"
 DECLINE_UNSUPPORTED = "unsupported"
 DECLINE_CURRENCY = "currency_not_supported"
 DECLINE_INVALID_AMOUNT = "invalid_amount"
+DECLINE_INSTRUMENT_EXPIRED = "instrument_expired"
+DECLINE_INSTRUMENT_INACTIVE = "instrument_inactive"
 
 _PREFIX = {
     GatewayOperation.AUTHORIZE: "au",
@@ -86,6 +90,7 @@ class LedgerEntry:
     amount: Money
     at: datetime
     parent_reference: str | None = None
+    instrument_id: str | None = None  # the instrument a sale or authorization was charged on
 
 
 @attrs.frozen(kw_only=True)
@@ -153,11 +158,30 @@ _MOVES_MONEY_FIRST = (GatewayOperation.SALE, GatewayOperation.AUTHORIZE, Gateway
 
 
 def refuse_request(
-    request: GatewayRequest, capabilities: GatewayCapabilities, name: str
+    request: GatewayRequest,
+    capabilities: GatewayCapabilities,
+    name: str,
+    now: datetime | None = None,
 ) -> GatewayOutcome | None:
-    """The decline for a request no charge could take (currency, amount, capability), or None."""
+    """The decline for a request no charge could take (currency, amount, capability, an
+    instrument that is inactive or expired on ``now``'s UTC date), or None."""
     op = request.operation
     amount = request.amount
+    instrument = request.instrument
+    if instrument is not None and op in _MOVES_MONEY_FIRST:
+        if not instrument.active:
+            return declined(
+                DECLINE_INSTRUMENT_INACTIVE,
+                f"sandbox: instrument {instrument.id} is inactive",
+                amount,
+            )
+        today = (now or datetime.now(UTC)).astimezone(UTC).date()
+        if instrument.expires_on is not None and instrument.expires_on < today:
+            return declined(
+                DECLINE_INSTRUMENT_EXPIRED,
+                f"sandbox: instrument {instrument.id} expired on {instrument.expires_on}",
+                amount,
+            )
     if not capabilities.supports_currency(amount.currency):
         return declined(DECLINE_CURRENCY, f"sandbox: {amount.currency} is not supported", amount)
     if amount.amount <= 0 or not amount.is_rounded:
@@ -342,7 +366,7 @@ class SandboxLedger:
         return charge.state(self._now())
 
     def _perform(self, request: GatewayRequest) -> GatewayOutcome:
-        refusal = refuse_request(request, self.capabilities, self.name)
+        refusal = refuse_request(request, self.capabilities, self.name, self._now())
         if refusal is not None:
             return refusal
         if not needs_parent(request):
@@ -378,6 +402,7 @@ class SandboxLedger:
                 amount=request.amount,
                 at=now,
                 parent_reference=parent.reference if parent else None,
+                instrument_id=request.instrument.id if request.instrument else None,
             )
         )
         return GatewayOutcome(

@@ -69,6 +69,7 @@ from .records import (
     QueueEntry,
     QueueState,
 )
+from .sql_collection import CollectionSessionMixin
 from .sql_schema import (
     MIGRATIONS,
     audit_log,
@@ -99,7 +100,7 @@ _CLOSE_KEY = ("subscription_id", "metric_key", "start_utc", "end_utc")  # metere
 
 
 # -- the session -----------------------------------------------------------------------------
-class _SqlSession:
+class _SqlSession(CollectionSessionMixin):
     """One unit of work on a ``SqlStore``: a transaction (or a savepoint) on one connection."""
 
     def __init__(self, store: SqlStore, conn: Connection) -> None:

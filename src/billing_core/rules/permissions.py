@@ -14,8 +14,8 @@ The policy names an action for every public ``BillingEngine`` call (``engine.gua
 method -> action table; a test fails when a method has none). The default policy: support agents
 and admins may view and edit customers, charge, add subscriptions and inventory, suspend,
 re-enable and cancel subscriptions, refund and void transactions, cancel certificates, close
-metered periods and read the billing records; only admins may blocklist a customer or lift a
-blocklisting. The ``system`` role is the host's own jobs (``SYSTEM_ACTOR``, what the engine acts
+metered periods, manage payment instruments and read the billing records; only admins may
+blocklist a customer or lift a blocklisting, and add or lift a blocklist entry. The ``system`` role is the host's own jobs (``SYSTEM_ACTOR``, what the engine acts
 as when a job or a read is called without an actor): renewals, the refund queue, reconciliation,
 usage recording, closing metered periods and reads; admins may run those jobs too.
 """
@@ -72,6 +72,8 @@ class Action(enum.StrEnum):
     PROCESS_REFUND_QUEUE = "process_refund_queue"
     RECONCILE = "reconcile"
     VIEW_BILLING = "view_billing"
+    MANAGE_INSTRUMENTS = "manage_instruments"
+    MANAGE_BLOCKLIST = "manage_blocklist"
 
 
 class PermissionReason(Reason):
@@ -178,6 +180,8 @@ DEFAULT_POLICY: Final = PermissionPolicy(
         Action.RECORD_USAGE: _JOBS,
         Action.PROCESS_REFUND_QUEUE: _JOBS,
         Action.RECONCILE: _JOBS,
+        Action.MANAGE_INSTRUMENTS: _BOTH,
+        Action.MANAGE_BLOCKLIST: (Role.ADMIN,),
     },
     labels={
         Action.BLOCKLIST_CUSTOMER: "blocklist a customer",
@@ -200,6 +204,8 @@ DEFAULT_POLICY: Final = PermissionPolicy(
         Action.PROCESS_REFUND_QUEUE: "run the refund retry queue",
         Action.RECONCILE: "reconcile unknown outcomes",
         Action.VIEW_BILLING: "read the billing records",
+        Action.MANAGE_INSTRUMENTS: "manage a customer's payment instruments",
+        Action.MANAGE_BLOCKLIST: "add or lift a blocklist entry",
         Role.SUPPORT_AGENT: "support agent",
         Role.ADMIN: "admin",
         Role.SYSTEM: "system",

@@ -29,10 +29,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import date
+from typing import Any
 
 import pytest
 
 from ..currencies import MINOR_UNITS
+from ..instruments import InstrumentKind, PaymentInstrument
 from ..money import Money
 from ..plugins.protocols import (
     DECLINE_ALREADY_SETTLED,
@@ -81,6 +84,7 @@ class GatewayContract:
         parent: tuple[GatewayRequest, GatewayOutcome] | None = None,
         key: str | None = None,
         transaction_id: str | None = None,
+        instrument: PaymentInstrument | None = None,
     ) -> GatewayRequest:
         """A request with fresh ids (or the given ones), acting on ``parent`` if given."""
         return GatewayRequest(
@@ -91,7 +95,19 @@ class GatewayContract:
             parent_transaction_id=parent[0].transaction_id if parent else None,
             parent_reference=parent[1].reference if parent else None,
             description="billing_core gateway contract",
+            instrument=instrument,
         )
+
+    def instrument(self, **changes: Any) -> PaymentInstrument:
+        """A payment card the gateway can charge, changed by ``changes`` (``expires_on=``,
+        ``active=``). Override for a gateway that needs real tokens: the instrument's ``id``
+        is the token it charges."""
+        fields: dict[str, Any] = {
+            "id": f"pi-{uuid.uuid4().hex[:12]}",
+            "kind": InstrumentKind.PAYMENT_CARD,
+            "fingerprint": "fp-contract",
+        }
+        return PaymentInstrument(**(fields | changes))
 
     def call(self, gateway: PaymentGateway, request: GatewayRequest) -> GatewayOutcome:
         """Send ``request`` to the gateway method of its operation; check it answered an outcome."""
@@ -170,6 +186,33 @@ class GatewayContract:
         assert self.call(gateway, request).status is OutcomeStatus.DECLINED
         found = gateway.lookup(request.transaction_id, request.idempotency_key)
         assert found.status is OutcomeStatus.DECLINED, found
+
+    # -- instruments ---------------------------------------------------------------------------
+    def test_a_sale_on_a_usable_instrument_succeeds(
+        self, gateway: PaymentGateway, settle: Settle
+    ) -> None:
+        request = self.request(GatewayOperation.SALE, "10.00", instrument=self.instrument())
+        outcome = self.call(gateway, request)
+        assert outcome.status is OK, outcome
+        assert outcome.amount == request.amount
+
+    def test_a_sale_on_an_expired_instrument_is_declined(
+        self, gateway: PaymentGateway, settle: Settle
+    ) -> None:
+        """A card past its last valid date is refused like a card network refuses it, and the
+        refusal is reported as declined by ``lookup`` (it reached the gateway; nothing moved)."""
+        expired = self.instrument(expires_on=date(2000, 1, 31))
+        request = self.request(GatewayOperation.SALE, "10.00", instrument=expired)
+        assert self.call(gateway, request).status is OutcomeStatus.DECLINED
+        found = gateway.lookup(request.transaction_id, request.idempotency_key)
+        assert found.status in NOTHING_HAPPENED, found
+
+    def test_a_sale_on_an_inactive_instrument_is_declined(
+        self, gateway: PaymentGateway, settle: Settle
+    ) -> None:
+        inactive = self.instrument(active=False)
+        request = self.request(GatewayOperation.SALE, "10.00", instrument=inactive)
+        assert self.call(gateway, request).status is OutcomeStatus.DECLINED
 
     # -- voids ---------------------------------------------------------------------------------
     def test_void_of_an_unsettled_sale(self, gateway: PaymentGateway) -> None:

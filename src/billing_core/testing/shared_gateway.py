@@ -125,6 +125,7 @@ _ledger = sa.Table(
     sa.Column("amount", sa.String, nullable=False),
     sa.Column("at_utc", UtcDateTime, nullable=False),
     sa.Column("parent_reference", sa.String, nullable=True),
+    sa.Column("instrument_id", sa.String, nullable=True),
 )
 _counts = sa.Table(
     "sandbox_gateway_counts",
@@ -166,6 +167,7 @@ def _fingerprint(request: GatewayRequest) -> str:
             request.amount.currency,
             request.parent_transaction_id,
             request.parent_reference,
+            request.instrument.id if request.instrument else None,
         ]
     )
 
@@ -385,6 +387,7 @@ class SharedGateway:
                 amount=Money(r.amount, r.currency),
                 at=r.at_utc,
                 parent_reference=r.parent_reference,
+                instrument_id=r.instrument_id,
             )
             for r in rows
         ]
@@ -563,7 +566,7 @@ class SharedGateway:
         return None if reference is None else self._charge(conn, reference, lock=True)
 
     def _perform(self, conn: Connection, request: GatewayRequest) -> GatewayOutcome:
-        refusal = refuse_request(request, self.capabilities, self.name)
+        refusal = refuse_request(request, self.capabilities, self.name, self._now())
         if refusal is not None:
             return refusal
         if not needs_parent(request):
@@ -593,6 +596,7 @@ class SharedGateway:
                 amount=str(request.amount.amount),
                 at_utc=self._now(),
                 parent_reference=parent.reference if parent else None,
+                instrument_id=request.instrument.id if request.instrument else None,
             )
         )
         return GatewayOutcome(

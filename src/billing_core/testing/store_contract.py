@@ -40,6 +40,7 @@ The ``threads`` and ``increments_per_thread`` class attributes size the concurre
 
 from __future__ import annotations
 
+from ._store_collection_contract import CollectionContract
 from ._store_metered_contract import MeteredCloseContract
 from ._store_record_contract import RecordContract, assert_same
 from ._store_work_contract import WorkContract
@@ -47,5 +48,5 @@ from ._store_work_contract import WorkContract
 __all__ = ["StoreContract", "assert_same"]
 
 
-class StoreContract(RecordContract, WorkContract, MeteredCloseContract):
+class StoreContract(RecordContract, WorkContract, MeteredCloseContract, CollectionContract):
     """Subclass in a test module and provide a ``store`` fixture returning an empty ``Store``."""
