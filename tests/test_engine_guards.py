@@ -7,6 +7,7 @@ Each ``TestObservationN`` class failed on the code before the issue and passes a
 from __future__ import annotations
 
 import inspect
+import threading
 from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from typing import Any
@@ -32,6 +33,7 @@ from billing_core.engine.results import (
     CancellationOutcome,
     ChargeOutcome,
     CustomerOutcome,
+    CustomerResult,
     InventoryOutcome,
     JobOutcome,
     RefundOutcome,
@@ -408,6 +410,23 @@ def test_no_refused_call_changes_the_store_or_calls_the_gateway(
 
 
 # -- observation 4 ---------------------------------------------------------------------------------
+def _race_add(engine: BillingEngine, customer_id: str, *, callers: int) -> list[CustomerResult]:
+    barrier = threading.Barrier(callers)
+    results: list[CustomerResult] = []
+
+    def add(i: int) -> None:
+        barrier.wait()
+        new = Customer(id=customer_id, company=f"Co {i}")
+        results.append(engine.add_customer(new, actor=ADMIN))
+
+    threads = [threading.Thread(target=add, args=(i,)) for i in range(callers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
 class TestObservation4Customers:
     def test_adding_an_existing_id_is_refused_and_keeps_the_blocklisting(
         self, engine: BillingEngine
@@ -419,6 +438,20 @@ class TestObservation4Customers:
         assert "Customer c1 already exists (Acme)" in again.explanation
         stored = engine.customer("c1")
         assert (stored.company, stored.blocklisted) == ("Acme", True)
+
+    def test_concurrent_adds_of_one_id_add_it_once(self, engine: BillingEngine) -> None:
+        """Six callers add the same new id at once, ten times over: exactly one is added, the
+        others are refused ``customer_exists`` and the stored record is the winner's (on
+        PostgreSQL the read-then-write used to let two callers both "add" it, the second
+        silently replacing the first)."""
+        for round_ in range(10):
+            results = _race_add(engine, f"race-{round_}", callers=6)
+            outcomes = sorted(r.outcome.value for r in results)
+            assert outcomes == ["added"] + ["denied"] * 5, outcomes
+            (winner,) = [r for r in results if r.outcome is CustomerOutcome.ADDED]
+            assert winner.customer is not None
+            assert engine.customer(f"race-{round_}").company == winner.customer.company
+            assert all(r.reason == "customer_exists" for r in results if r is not winner)
 
     def test_update_customer_changes_details_but_never_the_blocklisting(
         self, engine: BillingEngine

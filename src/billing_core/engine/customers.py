@@ -15,6 +15,7 @@ from __future__ import annotations
 import attrs
 
 from ..decisions import Decision
+from ..errors import ConflictError
 from ..model import Customer
 from .context import EngineContext
 from .guards import CustomerDecision, CustomerReason, customer
@@ -28,7 +29,12 @@ def add_customer(ctx: EngineContext, new: Customer, *, actor: str) -> CustomerRe
     with ctx.store.session() as s:
         stored = s.get_customer(new.id)
         if stored is None:
-            s.put_customer(new)
+            try:
+                s.insert_customer(new)  # one statement: a concurrent add of the same id loses here
+            except ConflictError:
+                stored = s.get_customer(new.id)
+                assert stored is not None, "the conflicting customer is committed"
+        if stored is None:
             ctx.audit(s, action="customer.added", subject_id=new.id, actor=actor)
         else:
             detail = {"reason": str(CustomerReason.CUSTOMER_EXISTS)}

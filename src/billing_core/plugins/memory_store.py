@@ -119,6 +119,16 @@ class _MemorySession:
         check_instance(customer, Customer, "customer")
         self._write("customers")[customer.id] = customer
 
+    def insert_customer(self, customer: Customer) -> None:
+        check_instance(customer, Customer, "customer")
+        if customer.id in self._read("customers"):
+            raise ConflictError(
+                f"a customer with id {customer.id!r} already exists",
+                field="customer.id",
+                value=customer.id,
+            )
+        self._write("customers")[customer.id] = customer
+
     def list_customers(self) -> list[Customer]:
         return list(self._read("customers").values())
 

@@ -154,6 +154,16 @@ class _SqlSession(CollectionSessionMixin):
             customers, "id", {"id": customer.id, "reseller_id": customer.reseller_id, "data": data}
         )
 
+    def insert_customer(self, customer: Customer) -> None:
+        check_instance(customer, Customer, "customer")
+        values = {"id": customer.id, "reseller_id": customer.reseller_id}
+        if not self._insert_new(customers, "id", {**values, "data": encode(customer, "customer")}):
+            raise ConflictError(
+                f"a customer with id {customer.id!r} already exists",
+                field="customer.id",
+                value=customer.id,
+            )
+
     # -- subscriptions ------------------------------------------------------------------------
     def get_subscription(self, subscription_id: str, *, lock: bool = False) -> Subscription | None:
         return self._get(subscriptions, "id", subscription_id, Subscription, lock)

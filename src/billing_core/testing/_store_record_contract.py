@@ -142,6 +142,16 @@ class RecordContract:
         with store.session() as s:
             assert_same(s.get_customer("c-1"), renamed)
 
+    def test_insert_customer_refuses_an_existing_id(self, store: Store) -> None:
+        first = Customer(id="c-new", company="First")
+        with store.session() as s:
+            s.insert_customer(first)
+        with store.session() as s, pytest.raises(ConflictError) as caught:
+            s.insert_customer(attrs.evolve(first, company="Second"))
+        assert caught.value.field == "$.customer.id"
+        with store.session() as s:
+            assert_same(s.get_customer("c-new"), first)
+
     def test_subscription_round_trip_and_filters(self, store: Store) -> None:
         sub = Subscription(
             id="s-1",
