@@ -326,7 +326,9 @@ class Invoice:
     """A customer's invoice. Issued invoices (``open``, ``paid``, ``uncollectible``) carry a
     ``number``, ``issued_on`` and their ``totals``; a draft has no number. ``amount_paid`` and
     ``amount_refunded`` are the money received for it and given back, so ``amount_remaining``
-    (``totals.amount_due − amount_paid``) always adds up.
+    (``totals.amount_due − amount_paid``) always adds up. ``payments`` are the ids of the
+    transactions that paid it (their refunds make ``amount_refunded``); ``created_at`` is when
+    the engine made it.
     """
 
     id: str = attrs.field(validator=_non_empty_str)
@@ -352,9 +354,20 @@ class Invoice:
     )
     subscription_id: str | None = attrs.field(default=None, validator=_optional_str)
     notes: str = attrs.field(default="", validator=_str)
+    payments: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    created_at: datetime | None = attrs.field(
+        default=None, validator=attrs.validators.optional(_aware)
+    )
 
     def __attrs_post_init__(self) -> None:
         minor_unit_exponent(self.currency, "currency")
+        for i, payment in enumerate(self.payments):
+            if not isinstance(payment, str) or not payment:
+                raise InvalidTypeError(
+                    "must be a transaction id (non-empty str)",
+                    field=f"payments[{i}]",
+                    value=payment,
+                )
         typed: list[tuple[str, object, type]] = [
             *((f"lines[{i}]", v, InvoiceLine) for i, v in enumerate(self.lines)),
             *((f"coupons[{i}]", v, Coupon) for i, v in enumerate(self.coupons)),

@@ -1,5 +1,6 @@
 """The SQL store's tables, as SQLAlchemy Core ``Table`` objects (the shape the migrations create:
-0001 the records, 0002 ``metered_closes``).
+0001 the records, 0002 ``metered_closes``, 0004 ``invoices``, ``invoice_counters`` and the
+pending state of ``invoice_lines``).
 
 Every record is kept whole as its exact JSON form (``billing_core.serialization``) in a ``data``
 text column: decimals keep their digits and trailing zeros, datetimes their offset and IANA zone.
@@ -62,7 +63,9 @@ __all__ = [
     "decode",
     "encode",
     "idempotency",
+    "invoice_counters",
     "invoice_lines",
+    "invoices",
     "is_memory_sqlite",
     "make_engine",
     "metadata",
@@ -202,6 +205,28 @@ invoice_lines = sa.Table(
     _seq(),
     sa.Column("subscription_id", sa.String, nullable=False, index=True),
     sa.Column("data", sa.Text, nullable=False),
+    # migration 0004: pending until an invoice takes the line (invoice_id set once)
+    sa.Column("currency", sa.String(3), nullable=True),
+    sa.Column("billed_on", sa.Date, nullable=True),
+    sa.Column("invoice_id", sa.String, nullable=True, index=True),
+)
+
+invoices = sa.Table(
+    "invoices",
+    metadata,
+    _seq(),
+    sa.Column("id", sa.String, nullable=False, unique=True),
+    sa.Column("customer_id", sa.String, nullable=False, index=True),
+    sa.Column("status", sa.String, nullable=False),
+    sa.Column("number", sa.String, nullable=True, unique=True),
+    sa.Column("data", sa.Text, nullable=False),
+)
+
+invoice_counters = sa.Table(
+    "invoice_counters",
+    metadata,
+    sa.Column("prefix", sa.String, primary_key=True),
+    sa.Column("n", sa.BigInteger, nullable=False),
 )
 
 idempotency = sa.Table(
