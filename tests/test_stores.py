@@ -47,6 +47,8 @@ TABLES = {
     "metered_closes",
     "invoices",
     "invoice_counters",
+    "credit_memos",
+    "coupon_redemptions",
 }
 T0 = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
 

@@ -31,6 +31,10 @@ import pluggy
 from ..model import Customer
 from .events import (
     CertificateCancellation,
+    CreditMemoCreated,
+    InvoiceIssued,
+    InvoicePaid,
+    InvoiceVoided,
     OutcomeReconciled,
     OutcomeUnknown,
     RefundFailed,
@@ -169,3 +173,23 @@ def billing_core_subscription_added(event: SubscriptionAdded) -> None:
 @hookspec
 def billing_core_subscription_renewed(event: SubscriptionRenewed) -> None:
     """A subscription started a new term with its renewal inventory."""
+
+
+@hookspec
+def billing_core_invoice_issued(event: InvoiceIssued) -> None:
+    """An invoice was issued: numbered, its lines frozen, its totals computed."""
+
+
+@hookspec
+def billing_core_invoice_paid(event: InvoicePaid) -> None:
+    """A payment was recorded against an invoice (paid in full, or partly)."""
+
+
+@hookspec
+def billing_core_invoice_voided(event: InvoiceVoided) -> None:
+    """An invoice was voided: nothing is owed on it any more."""
+
+
+@hookspec
+def billing_core_credit_memo_created(event: CreditMemoCreated) -> None:
+    """A credit memo was created and added to its customer's store credit."""

@@ -24,6 +24,7 @@ from ..invoices import Invoice, InvoiceStatus
 from ..model import InvoiceLine
 from ._store_common import check_instance, check_sequence, state_set
 from ._store_invoice_common import check_prefix, check_take, optional_date
+from .records import CouponRedemption, CreditMemo
 
 __all__ = ["INVOICE_TABLES", "MemoryInvoiceTables", "PendingLine"]
 
@@ -33,6 +34,8 @@ INVOICE_TABLES = (
     "invoices",
     "invoice_numbers",
     "invoice_counters",
+    "credit_memos",
+    "coupon_redemptions",
 )
 
 
@@ -178,3 +181,35 @@ class MemoryInvoiceTables:
         counters[prefix] = counters.get(prefix, 0) + 1
         result: int = counters[prefix]
         return result
+
+    # -- credit memos and coupon redemptions ------------------------------------------------
+    def put_credit_memo(self, memo: CreditMemo) -> None:
+        check_instance(memo, CreditMemo, "memo")
+        self._write("credit_memos")[memo.id] = memo
+
+    def get_credit_memo(self, memo_id: str, *, lock: bool = False) -> CreditMemo | None:
+        result: CreditMemo | None = self._read("credit_memos").get(memo_id)
+        return result
+
+    def list_credit_memos(
+        self, *, customer_id: str | None = None, lock: bool = False
+    ) -> list[CreditMemo]:
+        return [
+            m
+            for m in self._read("credit_memos").values()
+            if customer_id is None or m.customer_id == customer_id
+        ]
+
+    def put_coupon_redemption(self, redemption: CouponRedemption) -> None:
+        check_instance(redemption, CouponRedemption, "redemption")
+        self._write("coupon_redemptions")[redemption.id] = redemption
+
+    def list_coupon_redemptions(
+        self, *, customer_id: str | None = None, coupon_id: str | None = None
+    ) -> list[CouponRedemption]:
+        return [
+            r
+            for r in self._read("coupon_redemptions").values()
+            if (customer_id is None or r.customer_id == customer_id)
+            and (coupon_id is None or r.coupon.id == coupon_id)
+        ]

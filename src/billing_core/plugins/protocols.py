@@ -49,7 +49,15 @@ from ..model import (
     UsageEvent,
 )
 from ..money import Money
-from .records import AuditEntry, IdempotencyRecord, MeteredClose, QueueEntry, QueueState
+from .records import (
+    AuditEntry,
+    CouponRedemption,
+    CreditMemo,
+    IdempotencyRecord,
+    MeteredClose,
+    QueueEntry,
+    QueueState,
+)
 
 __all__ = [
     "DECLINE_ALREADY_SETTLED",
@@ -321,6 +329,27 @@ class StoreSession(Protocol):
         in this session, held until it ends, so numbers are gapless and unique even across
         processes, and a rolled back session gives its number back."""
         ...
+
+    # credit memos (store credit) and coupon redemptions
+    def put_credit_memo(self, memo: CreditMemo) -> None:
+        """Insert or replace by id (a replaced memo keeps its place in lists)."""
+        ...
+
+    def get_credit_memo(self, memo_id: str, *, lock: bool = False) -> CreditMemo | None: ...
+    def list_credit_memos(
+        self, *, customer_id: str | None = None, lock: bool = False
+    ) -> list[CreditMemo]:
+        """Memos in the order they were first stored; ``lock=True`` holds them all until the
+        session ends (an issuer drawing credit)."""
+        ...
+
+    def put_coupon_redemption(self, redemption: CouponRedemption) -> None:
+        """Insert or replace by id (a replaced redemption keeps its place in lists)."""
+        ...
+
+    def list_coupon_redemptions(
+        self, *, customer_id: str | None = None, coupon_id: str | None = None
+    ) -> list[CouponRedemption]: ...
 
     # idempotency
     def get_idempotency(self, key: str, *, lock: bool = False) -> IdempotencyRecord | None: ...

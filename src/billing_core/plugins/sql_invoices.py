@@ -31,7 +31,16 @@ from ..invoices import Invoice, InvoiceStatus
 from ..model import InvoiceLine
 from ._store_common import check_instance, check_sequence, state_set
 from ._store_invoice_common import check_prefix, check_take, optional_date
-from .sql_schema import decode, encode, invoice_counters, invoice_lines, invoices
+from .records import CouponRedemption, CreditMemo
+from .sql_schema import (
+    coupon_redemptions,
+    credit_memos,
+    decode,
+    encode,
+    invoice_counters,
+    invoice_lines,
+    invoices,
+)
 
 __all__ = ["SqlInvoiceTables"]
 
@@ -51,6 +60,11 @@ class SqlInvoiceTables:
     def _insert(  # pragma: no cover - the session defines it
         self, table: sa.Table
     ) -> postgresql.Insert | sqlite.Insert:
+        raise NotImplementedError
+
+    def _upsert(  # pragma: no cover - the session defines it
+        self, table: sa.Table, key: str, values: dict[str, Any]
+    ) -> None:
         raise NotImplementedError
 
     # -- pending lines ----------------------------------------------------------------------
@@ -181,3 +195,47 @@ class SqlInvoiceTables:
         stmt = ins.on_conflict_do_update(index_elements=[c.c.prefix], set_={"n": c.c.n + 1})
         n: int = self._exec(stmt.returning(c.c.n)).scalar_one()
         return n
+
+    # -- credit memos and coupon redemptions ------------------------------------------------
+    def put_credit_memo(self, memo: CreditMemo) -> None:
+        check_instance(memo, CreditMemo, "memo")
+        values = {"id": memo.id, "customer_id": memo.customer_id, "data": encode(memo, "memo")}
+        self._upsert(credit_memos, "id", values)
+
+    def get_credit_memo(self, memo_id: str, *, lock: bool = False) -> CreditMemo | None:
+        stmt = sa.select(credit_memos.c.data).where(credit_memos.c.id == memo_id)
+        if lock:
+            stmt = stmt.with_for_update()
+        text = self._exec(stmt).scalar_one_or_none()
+        return None if text is None else decode(text, CreditMemo)
+
+    def list_credit_memos(
+        self, *, customer_id: str | None = None, lock: bool = False
+    ) -> list[CreditMemo]:
+        stmt = sa.select(credit_memos.c.data).order_by(credit_memos.c.seq)
+        if customer_id is not None:
+            stmt = stmt.where(credit_memos.c.customer_id == customer_id)
+        if lock:
+            stmt = stmt.with_for_update()
+        return [decode(text, CreditMemo) for text in self._exec(stmt).scalars()]
+
+    def put_coupon_redemption(self, redemption: CouponRedemption) -> None:
+        check_instance(redemption, CouponRedemption, "redemption")
+        values = {
+            "id": redemption.id,
+            "customer_id": redemption.customer_id,
+            "coupon_id": redemption.coupon.id,
+            "data": encode(redemption, "redemption"),
+        }
+        self._upsert(coupon_redemptions, "id", values)
+
+    def list_coupon_redemptions(
+        self, *, customer_id: str | None = None, coupon_id: str | None = None
+    ) -> list[CouponRedemption]:
+        t = coupon_redemptions
+        stmt = sa.select(t.c.data).order_by(t.c.seq)
+        if customer_id is not None:
+            stmt = stmt.where(t.c.customer_id == customer_id)
+        if coupon_id is not None:
+            stmt = stmt.where(t.c.coupon_id == coupon_id)
+        return [decode(text, CouponRedemption) for text in self._exec(stmt).scalars()]

@@ -1,6 +1,6 @@
 """The SQL store's tables, as SQLAlchemy Core ``Table`` objects (the shape the migrations create:
-0001 the records, 0002 ``metered_closes``, 0004 ``invoices``, ``invoice_counters`` and the
-pending state of ``invoice_lines``).
+0001 the records, 0002 ``metered_closes``, 0004 ``invoices``, ``invoice_counters``,
+``credit_memos``, ``coupon_redemptions`` and the pending state of ``invoice_lines``).
 
 Every record is kept whole as its exact JSON form (``billing_core.serialization``) in a ``data``
 text column: decimals keep their digits and trailing zeros, datetimes their offset and IANA zone.
@@ -59,6 +59,8 @@ __all__ = [
     "UtcDateTime",
     "audit_log",
     "certificates",
+    "coupon_redemptions",
+    "credit_memos",
     "customers",
     "decode",
     "encode",
@@ -219,6 +221,25 @@ invoices = sa.Table(
     sa.Column("customer_id", sa.String, nullable=False, index=True),
     sa.Column("status", sa.String, nullable=False),
     sa.Column("number", sa.String, nullable=True, unique=True),
+    sa.Column("data", sa.Text, nullable=False),
+)
+
+credit_memos = sa.Table(
+    "credit_memos",
+    metadata,
+    _seq(),
+    sa.Column("id", sa.String, nullable=False, unique=True),
+    sa.Column("customer_id", sa.String, nullable=False, index=True),
+    sa.Column("data", sa.Text, nullable=False),
+)
+
+coupon_redemptions = sa.Table(
+    "coupon_redemptions",
+    metadata,
+    _seq(),
+    sa.Column("id", sa.String, nullable=False, unique=True),
+    sa.Column("customer_id", sa.String, nullable=False, index=True),
+    sa.Column("coupon_id", sa.String, nullable=False, index=True),
     sa.Column("data", sa.Text, nullable=False),
 )
 

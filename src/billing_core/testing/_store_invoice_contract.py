@@ -11,13 +11,23 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+import attrs
 import pytest
 
 from ..errors import ConflictError, InvalidTypeError, NotFoundError
-from ..invoices import Coupon, Invoice, InvoiceStatus, InvoiceTotals, TaxExemption, TaxRate
+from ..invoices import (
+    Coupon,
+    CreditMemoItem,
+    Invoice,
+    InvoiceStatus,
+    InvoiceTotals,
+    TaxExemption,
+    TaxRate,
+)
 from ..model import InvoiceLine, InvoiceLineKind
 from ..money import Money
 from ..plugins.protocols import Store
+from ..plugins.records import CouponRedemption, CreditMemo
 from ._store_record_contract import T0, Boom, _in_thread, assert_same
 
 D0 = date(2026, 4, 1)
@@ -238,3 +248,51 @@ class InvoiceContract:
         with store.session() as s:
             assert len(s.list_invoices()) == len(subs)
             assert s.pending_line_groups(up_to=D0) == []
+
+    # -- credit memos and coupon redemptions ------------------------------------------------
+    def test_credit_memos_and_redemptions_round_trip(self, store: Store) -> None:
+        item = CreditMemoItem(
+            description="2 seats", quantity=2, unit_price=_eur("9.99"), tax=_eur("4.00")
+        )
+        memo = CreditMemo(
+            id="cm-1",
+            customer_id="c-1",
+            number="CN-000001",
+            items=(item,),
+            total=_eur("23.98"),
+            remaining=_eur("23.98"),
+            created_at=T0,
+            reason="unused seats",
+            invoice_id="in-1",
+        )
+        other = CreditMemo(
+            id="cm-2",
+            customer_id="c-2",
+            number="CN-000002",
+            items=(item,),
+            total=_eur("23.98"),
+            remaining=_eur("23.98"),
+            created_at=T0,
+        )
+        coupon = Coupon(id="welcome", amount_off=_eur("12.00"), max_redemptions=3)
+        redeemed = CouponRedemption(id="r-1", coupon=coupon, customer_id="c-1", redeemed_at=T0)
+        with store.session() as s:
+            s.put_credit_memo(memo)
+            s.put_credit_memo(other)
+            s.put_coupon_redemption(redeemed)
+            s.put_coupon_redemption(attrs.evolve(redeemed, id="r-2", customer_id="c-2"))
+        drawn = attrs.evolve(memo, remaining=_eur("3.98"), applied=(("in-2", _eur("20.00")),))
+        used = attrs.evolve(redeemed, periods_applied=1, amount_used=_eur("10.00"))
+        with store.session() as s:
+            assert_same(s.get_credit_memo("cm-1", lock=True), memo)
+            assert s.get_credit_memo("cm-9") is None
+            s.put_credit_memo(drawn)
+            s.put_coupon_redemption(used)
+        with store.session() as s:
+            assert_same(s.list_credit_memos(customer_id="c-1", lock=True), [drawn])
+            assert [m.id for m in s.list_credit_memos()] == ["cm-1", "cm-2"]
+            assert_same(s.list_coupon_redemptions(customer_id="c-1"), [used])
+            assert [r.id for r in s.list_coupon_redemptions(coupon_id="welcome")] == ["r-1", "r-2"]
+            assert s.list_coupon_redemptions(coupon_id="other") == []
+            with pytest.raises(InvalidTypeError):
+                s.put_credit_memo("cm-3")  # type: ignore[arg-type]

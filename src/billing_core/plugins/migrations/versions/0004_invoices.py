@@ -1,4 +1,5 @@
-"""Invoices: the invoices, a gapless number counter per prefix, and pending invoice lines.
+"""Invoices: the invoices, a gapless number counter per prefix, credit memos, coupon
+redemptions and pending invoice lines.
 
 ``invoice_lines`` gains ``currency`` (backfilled from each line's JSON), ``billed_on`` (the date
 from which the line is due; NULL: at once) and ``invoice_id`` (NULL while pending; set once, by
@@ -45,6 +46,28 @@ def upgrade() -> None:
         sa.Column("n", sa.BigInteger, nullable=False),
         sa.PrimaryKeyConstraint("prefix", name="pk_invoice_counters"),
     )
+    op.create_table(
+        "credit_memos",
+        _seq(),
+        sa.Column("id", sa.String, nullable=False),
+        sa.Column("customer_id", sa.String, nullable=False),
+        sa.Column("data", sa.Text, nullable=False),
+        sa.PrimaryKeyConstraint("seq", name="pk_credit_memos"),
+        sa.UniqueConstraint("id", name="uq_credit_memos_id"),
+    )
+    op.create_index("ix_credit_memos_customer_id", "credit_memos", ["customer_id"])
+    op.create_table(
+        "coupon_redemptions",
+        _seq(),
+        sa.Column("id", sa.String, nullable=False),
+        sa.Column("customer_id", sa.String, nullable=False),
+        sa.Column("coupon_id", sa.String, nullable=False),
+        sa.Column("data", sa.Text, nullable=False),
+        sa.PrimaryKeyConstraint("seq", name="pk_coupon_redemptions"),
+        sa.UniqueConstraint("id", name="uq_coupon_redemptions_id"),
+    )
+    op.create_index("ix_coupon_redemptions_customer_id", "coupon_redemptions", ["customer_id"])
+    op.create_index("ix_coupon_redemptions_coupon_id", "coupon_redemptions", ["coupon_id"])
     with op.batch_alter_table("invoice_lines") as batch:
         batch.add_column(sa.Column("currency", sa.String(3), nullable=True))
         batch.add_column(sa.Column("billed_on", sa.Date, nullable=True))
@@ -68,6 +91,8 @@ def downgrade() -> None:
         batch.drop_column("invoice_id")
         batch.drop_column("billed_on")
         batch.drop_column("currency")
+    op.drop_table("coupon_redemptions")
+    op.drop_table("credit_memos")
     op.drop_table("invoice_counters")
     op.drop_index("ix_invoices_customer_id", table_name="invoices")
     op.drop_table("invoices")
