@@ -49,6 +49,7 @@ TABLES = {
     "invoice_counters",
     "credit_memos",
     "coupon_redemptions",
+    "tax_profiles",
 }
 T0 = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
 

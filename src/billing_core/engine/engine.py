@@ -42,6 +42,7 @@ from . import charging, customers, metered_closes, refunding, subscriptions
 from .guards import actor as _actor
 from .guards import certificate_counts, ident, keyed
 from .idempotency import check_key
+from .invoices import EngineInvoices
 from .jobs import EngineJobs
 from .results import (
     CancellationOutcome,
@@ -62,7 +63,7 @@ from .results import (
 __all__ = ["BillingEngine"]
 
 
-class BillingEngine(EngineJobs):
+class BillingEngine(EngineInvoices, EngineJobs):
     """Runs the billing flows against a store, a payment gateway and a certificate provider.
 
     ``store`` is a ``Store`` or a URL opened through the plugins (``"memory://"``,

@@ -81,14 +81,25 @@ METHOD_ACTIONS: Final[Mapping[str, Action]] = {
     "invoice_lines": Action.VIEW_BILLING,
     "refund_queue": Action.VIEW_BILLING,
     "audit_log": Action.VIEW_BILLING,
+    "issue_due_invoices": Action.ISSUE_INVOICES,
+    "finalize": Action.MANAGE_INVOICES,
+    "void_invoice": Action.MANAGE_INVOICES,
+    "pay_invoice": Action.CHARGE,
+    "create_credit_memo": Action.MANAGE_INVOICES,
+    "redeem_coupon": Action.MANAGE_INVOICES,
+    "set_tax_profile": Action.EDIT_CUSTOMER,
+    "invoice": Action.VIEW_BILLING,
+    "invoices": Action.VIEW_BILLING,
+    "tax_profile": Action.VIEW_BILLING,
 }
 """The permission-policy action of every public ``BillingEngine`` method."""
 
-PLUMBING: Final = frozenset({"gateway", "certificate_provider"})
+PLUMBING: Final = frozenset({"gateway", "certificate_provider", "invoice_settings"})
 """Public attributes that are configuration, not calls (the providers the engine was given)."""
 
 _BLOCKED: Final = {
     "charge": "it cannot be charged",
+    "pay_invoice": "its invoices cannot be charged",
     "add_subscription": "it cannot take a new subscription",
     "add_inventory": "its subscriptions cannot gain inventory",
     "change_renewal_inventory": "what its subscriptions renew cannot change",

@@ -14,7 +14,7 @@ from ..timeutil import require_date
 
 __all__ = ["check_prefix", "check_take", "format_number", "optional_date"]
 
-MAX_PREFIX = 32
+MAX_PREFIX = 200
 
 
 def optional_date(value: object, field: str, *, required: bool = False) -> date | None:
@@ -25,7 +25,7 @@ def optional_date(value: object, field: str, *, required: bool = False) -> date 
 
 
 def check_prefix(prefix: object) -> str:
-    """A numbering sequence's name: a str of at most 32 printable characters (may be empty)."""
+    """A numbering sequence's name: at most 200 printable characters (may be empty)."""
     if not isinstance(prefix, str):
         raise InvalidTypeError(
             f"must be a str, not {type(prefix).__name__}", field="prefix", value=prefix

@@ -24,7 +24,7 @@ from ..invoices import Invoice, InvoiceStatus
 from ..model import InvoiceLine
 from ._store_common import check_instance, check_sequence, state_set
 from ._store_invoice_common import check_prefix, check_take, optional_date
-from .records import CouponRedemption, CreditMemo
+from .records import CouponRedemption, CreditMemo, TaxProfile
 
 __all__ = ["INVOICE_TABLES", "MemoryInvoiceTables", "PendingLine"]
 
@@ -36,6 +36,7 @@ INVOICE_TABLES = (
     "invoice_counters",
     "credit_memos",
     "coupon_redemptions",
+    "tax_profiles",
 )
 
 
@@ -213,3 +214,11 @@ class MemoryInvoiceTables:
             if (customer_id is None or r.customer_id == customer_id)
             and (coupon_id is None or r.coupon.id == coupon_id)
         ]
+
+    def put_tax_profile(self, profile: TaxProfile) -> None:
+        check_instance(profile, TaxProfile, "profile")
+        self._write("tax_profiles")[profile.customer_id] = profile
+
+    def get_tax_profile(self, customer_id: str) -> TaxProfile | None:
+        result: TaxProfile | None = self._read("tax_profiles").get(customer_id)
+        return result

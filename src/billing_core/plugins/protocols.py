@@ -57,6 +57,7 @@ from .records import (
     MeteredClose,
     QueueEntry,
     QueueState,
+    TaxProfile,
 )
 
 __all__ = [
@@ -350,6 +351,10 @@ class StoreSession(Protocol):
     def list_coupon_redemptions(
         self, *, customer_id: str | None = None, coupon_id: str | None = None
     ) -> list[CouponRedemption]: ...
+
+    # a customer's tax ids and tax-exemption documents
+    def put_tax_profile(self, profile: TaxProfile) -> None: ...
+    def get_tax_profile(self, customer_id: str) -> TaxProfile | None: ...
 
     # idempotency
     def get_idempotency(self, key: str, *, lock: bool = False) -> IdempotencyRecord | None: ...

@@ -17,6 +17,7 @@
   so a period is billed once whatever idempotency key a second close carries.
 * ``CreditMemo``: money owed to a customer as store credit (never a refund): its items, its
   total, what is left of it (``remaining``) and the invoices that drew on it (``applied``).
+* ``TaxProfile``: a customer's tax ids and tax-exemption documents (seed 004), oldest first.
 * ``CouponRedemption``: a coupon redeemed on a customer's account (or one invoice): how many
   invoices it has discounted and, for an ``amount_off`` coupon, how much it has used.
 """
@@ -30,7 +31,7 @@ from typing import Any
 
 import attrs
 
-from ..invoices import Coupon, CreditMemoItem
+from ..invoices import Coupon, CreditMemoItem, TaxExemption
 from ..money import Money
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "MeteredClose",
     "QueueEntry",
     "QueueState",
+    "TaxProfile",
 ]
 
 
@@ -146,6 +148,10 @@ class MeteredClose:
     result: Mapping[str, Any] = attrs.field(factory=dict)
 
 
+def _strings(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
 def _items(value: Iterable[CreditMemoItem]) -> tuple[CreditMemoItem, ...]:
     return tuple(value)
 
@@ -193,3 +199,17 @@ class CouponRedemption:
     periods_applied: int = 0
     amount_used: Money | None = None
     finished: bool = False
+
+
+def _documents(value: Iterable[TaxExemption]) -> tuple[TaxExemption, ...]:
+    return tuple(value)
+
+
+@attrs.frozen(kw_only=True)
+class TaxProfile:
+    """``customer_id``'s tax ids (printed on its invoices) and tax-exemption documents: an
+    invoice records the first document that exempts on its issue date (or the latest one)."""
+
+    customer_id: str
+    tax_ids: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    exemptions: tuple[TaxExemption, ...] = attrs.field(default=(), converter=_documents)

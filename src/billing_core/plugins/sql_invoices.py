@@ -31,7 +31,7 @@ from ..invoices import Invoice, InvoiceStatus
 from ..model import InvoiceLine
 from ._store_common import check_instance, check_sequence, state_set
 from ._store_invoice_common import check_prefix, check_take, optional_date
-from .records import CouponRedemption, CreditMemo
+from .records import CouponRedemption, CreditMemo, TaxProfile
 from .sql_schema import (
     coupon_redemptions,
     credit_memos,
@@ -40,6 +40,7 @@ from .sql_schema import (
     invoice_counters,
     invoice_lines,
     invoices,
+    tax_profiles,
 )
 
 __all__ = ["SqlInvoiceTables"]
@@ -239,3 +240,13 @@ class SqlInvoiceTables:
         if coupon_id is not None:
             stmt = stmt.where(t.c.coupon_id == coupon_id)
         return [decode(text, CouponRedemption) for text in self._exec(stmt).scalars()]
+
+    def put_tax_profile(self, profile: TaxProfile) -> None:
+        check_instance(profile, TaxProfile, "profile")
+        values = {"customer_id": profile.customer_id, "data": encode(profile, "profile")}
+        self._upsert(tax_profiles, "customer_id", values)
+
+    def get_tax_profile(self, customer_id: str) -> TaxProfile | None:
+        stmt = sa.select(tax_profiles.c.data).where(tax_profiles.c.customer_id == customer_id)
+        text = self._exec(stmt).scalar_one_or_none()
+        return None if text is None else decode(text, TaxProfile)

@@ -1,6 +1,6 @@
 """The SQL store's tables, as SQLAlchemy Core ``Table`` objects (the shape the migrations create:
 0001 the records, 0002 ``metered_closes``, 0004 ``invoices``, ``invoice_counters``,
-``credit_memos``, ``coupon_redemptions`` and the pending state of ``invoice_lines``).
+``credit_memos``, ``coupon_redemptions``, ``tax_profiles`` and the pending state of ``invoice_lines``).
 
 Every record is kept whole as its exact JSON form (``billing_core.serialization``) in a ``data``
 text column: decimals keep their digits and trailing zeros, datetimes their offset and IANA zone.
@@ -74,6 +74,7 @@ __all__ = [
     "metered_closes",
     "refund_queue",
     "subscriptions",
+    "tax_profiles",
     "transaction_units",
     "transactions",
     "translate_errors",
@@ -240,6 +241,14 @@ coupon_redemptions = sa.Table(
     sa.Column("id", sa.String, nullable=False, unique=True),
     sa.Column("customer_id", sa.String, nullable=False, index=True),
     sa.Column("coupon_id", sa.String, nullable=False, index=True),
+    sa.Column("data", sa.Text, nullable=False),
+)
+
+tax_profiles = sa.Table(
+    "tax_profiles",
+    metadata,
+    _seq(),
+    sa.Column("customer_id", sa.String, nullable=False, unique=True),
     sa.Column("data", sa.Text, nullable=False),
 )
 

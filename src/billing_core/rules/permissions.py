@@ -14,10 +14,12 @@ The policy names an action for every public ``BillingEngine`` call (``engine.gua
 method -> action table; a test fails when a method has none). The default policy: support agents
 and admins may view and edit customers, charge, add subscriptions and inventory, suspend,
 re-enable and cancel subscriptions, refund and void transactions, cancel certificates, close
-metered periods and read the billing records; only admins may blocklist a customer or lift a
+metered periods, finalize, void and credit invoices, redeem coupons and read the billing
+records; only admins may blocklist a customer or lift a
 blocklisting. The ``system`` role is the host's own jobs (``SYSTEM_ACTOR``, what the engine acts
 as when a job or a read is called without an actor): renewals, the refund queue, reconciliation,
-usage recording, closing metered periods and reads; admins may run those jobs too.
+usage recording, issuing the due invoices, closing metered periods and reads; admins may run
+those jobs too.
 """
 
 from __future__ import annotations
@@ -72,6 +74,8 @@ class Action(enum.StrEnum):
     PROCESS_REFUND_QUEUE = "process_refund_queue"
     RECONCILE = "reconcile"
     VIEW_BILLING = "view_billing"
+    ISSUE_INVOICES = "issue_invoices"
+    MANAGE_INVOICES = "manage_invoices"
 
 
 class PermissionReason(Reason):
@@ -178,6 +182,8 @@ DEFAULT_POLICY: Final = PermissionPolicy(
         Action.RECORD_USAGE: _JOBS,
         Action.PROCESS_REFUND_QUEUE: _JOBS,
         Action.RECONCILE: _JOBS,
+        Action.ISSUE_INVOICES: _JOBS,
+        Action.MANAGE_INVOICES: _BOTH,
     },
     labels={
         Action.BLOCKLIST_CUSTOMER: "blocklist a customer",
@@ -200,6 +206,8 @@ DEFAULT_POLICY: Final = PermissionPolicy(
         Action.PROCESS_REFUND_QUEUE: "run the refund retry queue",
         Action.RECONCILE: "reconcile unknown outcomes",
         Action.VIEW_BILLING: "read the billing records",
+        Action.ISSUE_INVOICES: "issue the due invoices",
+        Action.MANAGE_INVOICES: "finalize, void and credit invoices and redeem coupons",
         Role.SUPPORT_AGENT: "support agent",
         Role.ADMIN: "admin",
         Role.SYSTEM: "system",

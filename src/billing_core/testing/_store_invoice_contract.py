@@ -27,7 +27,7 @@ from ..invoices import (
 from ..model import InvoiceLine, InvoiceLineKind
 from ..money import Money
 from ..plugins.protocols import Store
-from ..plugins.records import CouponRedemption, CreditMemo
+from ..plugins.records import CouponRedemption, CreditMemo, TaxProfile
 from ._store_record_contract import T0, Boom, _in_thread, assert_same
 
 D0 = date(2026, 4, 1)
@@ -296,3 +296,17 @@ class InvoiceContract:
             assert s.list_coupon_redemptions(coupon_id="other") == []
             with pytest.raises(InvalidTypeError):
                 s.put_credit_memo("cm-3")  # type: ignore[arg-type]
+
+    def test_tax_profiles_round_trip(self, store: Store) -> None:
+        document = TaxExemption(status="valid", valid_until=D0, document_id="TX-9", tax_id="DE1")
+        profile = TaxProfile(customer_id="c-1", tax_ids=("DE123",), exemptions=(document,))
+        with store.session() as s:
+            assert s.get_tax_profile("c-1") is None
+            s.put_tax_profile(profile)
+            s.put_tax_profile(TaxProfile(customer_id="c-2"))
+        with store.session() as s:
+            assert_same(s.get_tax_profile("c-1"), profile)
+            s.put_tax_profile(attrs.evolve(profile, tax_ids=()))
+        with store.session() as s:
+            assert s.get_tax_profile("c-1") == attrs.evolve(profile, tax_ids=())
+            assert s.get_tax_profile("c-2") == TaxProfile(customer_id="c-2")

@@ -1,5 +1,5 @@
 """Invoices: the invoices, a gapless number counter per prefix, credit memos, coupon
-redemptions and pending invoice lines.
+redemptions, tax profiles and pending invoice lines.
 
 ``invoice_lines`` gains ``currency`` (backfilled from each line's JSON), ``billed_on`` (the date
 from which the line is due; NULL: at once) and ``invoice_id`` (NULL while pending; set once, by
@@ -68,6 +68,14 @@ def upgrade() -> None:
     )
     op.create_index("ix_coupon_redemptions_customer_id", "coupon_redemptions", ["customer_id"])
     op.create_index("ix_coupon_redemptions_coupon_id", "coupon_redemptions", ["coupon_id"])
+    op.create_table(
+        "tax_profiles",
+        _seq(),
+        sa.Column("customer_id", sa.String, nullable=False),
+        sa.Column("data", sa.Text, nullable=False),
+        sa.PrimaryKeyConstraint("seq", name="pk_tax_profiles"),
+        sa.UniqueConstraint("customer_id", name="uq_tax_profiles_customer_id"),
+    )
     with op.batch_alter_table("invoice_lines") as batch:
         batch.add_column(sa.Column("currency", sa.String(3), nullable=True))
         batch.add_column(sa.Column("billed_on", sa.Date, nullable=True))
@@ -91,6 +99,7 @@ def downgrade() -> None:
         batch.drop_column("invoice_id")
         batch.drop_column("billed_on")
         batch.drop_column("currency")
+    op.drop_table("tax_profiles")
     op.drop_table("coupon_redemptions")
     op.drop_table("credit_memos")
     op.drop_table("invoice_counters")
