@@ -48,6 +48,7 @@ __all__ = [
     "ThreadWorkers",
     "charge_task",
     "engine_for",
+    "issue_invoices_task",
     "queue_worker_main",
     "refund_many_task",
     "refund_task",
@@ -174,6 +175,25 @@ def charge_task(worker: int, wait: Callable[[], None], spec: Mapping[str, Any]) 
         "outcome": result.outcome.value,
         "transaction_id": result.transaction_id,
         "explanation": result.explanation,
+    }
+
+
+def issue_invoices_task(worker: int, wait: Callable[[], None], spec: Mapping[str, Any]) -> Answer:
+    """Run ``issue_due_invoices`` at ``spec["now"]`` (every worker at once, over every
+    customer, as a cron job on many hosts would). Answers the numbers this worker issued."""
+    engine, clock = engine_for(spec["store"], spec.get("gateway"))
+    clock.set(spec["now"])
+    wait()
+    started = time.perf_counter()
+    try:
+        run = engine.issue_due_invoices(spec["now"])
+    except Exception as exc:
+        return _error(exc)
+    return {
+        "outcome": run.outcome.value,
+        "numbers": [i.number for i in run.invoices],
+        "skipped": [list(s) for s in run.skipped],
+        "seconds": time.perf_counter() - started,
     }
 
 
