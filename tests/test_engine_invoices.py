@@ -177,6 +177,23 @@ class TestIssuing:
         assert (again.outcome, again.reason) == (InvoiceOutcome.DENIED, "already_issued")
         assert engine.invoice(draft.id).number == "2026-000001"
 
+    def test_the_invoice_renders_with_the_customers_tax_ids(self, engine: BillingEngine) -> None:
+        engine.invoice_settings = InvoiceSettings(tax_rates=(VAT,), notes="Net 30.")
+        engine.set_tax_profile("c1", tax_ids=["US-EIN-12-3456789"], actor=AGENT)
+        invoice_id = _issued(engine, _subscription(engine, "c1", "s1"), "100.00")
+        text = engine.render_invoice(invoice_id, actor=AGENT)
+        assert isinstance(text, str)
+        assert text.splitlines()[:4] == [
+            "INVOICE INV-000001 (open)",
+            "Issued 2026-11-21",
+            "Due 2026-12-21",
+            "Bill to: Acme (c1)",
+        ]
+        assert "Tax ids: US-EIN-12-3456789" in text and text.endswith("Net 30.\n")
+        assert "Amount due" + " " * 52 + "120.00 USD" in text
+        data = engine.render_invoice(invoice_id, as_json=True)
+        assert isinstance(data, dict) and data["amount_due"] == "120.00"
+
     def test_a_support_agent_may_not_run_the_issuing_job(self, engine: BillingEngine) -> None:
         sub = _subscription(engine, "c1", "s1")
         _pending(engine, sub, _line("10.00"))

@@ -91,6 +91,7 @@ METHOD_ACTIONS: Final[Mapping[str, Action]] = {
     "invoice": Action.VIEW_BILLING,
     "invoices": Action.VIEW_BILLING,
     "tax_profile": Action.VIEW_BILLING,
+    "render_invoice": Action.VIEW_BILLING,
 }
 """The permission-policy action of every public ``BillingEngine`` method."""
 

@@ -89,7 +89,7 @@ def _prefix(value: object) -> str:
 class InvoiceSettings:
     """How the engine issues invoices: the number ``prefix`` (one gapless sequence per prefix
     and store), ``memo_prefix`` for credit memos, ``due_days`` from issue to due date, the
-    ``tax_rates`` every invoice carries, and whether ``issue_due_invoices`` issues at once
+    ``tax_rates`` and ``notes`` every invoice carries, and whether ``issue_due_invoices`` issues at once
     (``finalize=True``) or leaves drafts for review."""
 
     prefix: str = attrs.field(default="INV-", converter=_prefix)
@@ -97,6 +97,7 @@ class InvoiceSettings:
     due_days: int = attrs.field(default=30, converter=_count_days)
     tax_rates: tuple[TaxRate, ...] = attrs.field(default=(), converter=_rates)
     finalize: bool = True
+    notes: str = ""
 
 
 def retrying(fn: Callable[[], T]) -> T:
@@ -273,6 +274,7 @@ def _issue_one(
             tax_rates=settings.tax_rates,
             subscription_id=subscription_ids[0] if len(subscription_ids) == 1 else None,
             created_at=now,
+            notes=settings.notes,
         )
         invoice = issue(ctx, s, settings, draft, today) if settings.finalize else draft
         s.insert_invoice(invoice)

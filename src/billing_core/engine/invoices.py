@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any
 
+from .. import rendering
 from ..errors import InvalidTypeError
 from ..invoices import Coupon, CreditMemoItem, Invoice, TaxExemption
 from ..money import Money
@@ -259,6 +261,22 @@ class EngineInvoices(EngineBase):
         self._read("invoices", actor)
         ident(customer_id, "customer_id")
         return invoice_flows.read_invoices(self.ctx, customer_id)
+
+    def render_invoice(
+        self, invoice_id: str, *, as_json: bool = False, actor: Actor | None = None
+    ) -> str | dict[str, Any]:
+        """The invoice as plain text (or a JSON-ready mapping), with its customer's company,
+        address and tax ids (``billing_core.rendering``)."""
+        self._read("render_invoice", actor)
+        ident(invoice_id, "invoice_id")
+        invoice = invoice_flows.read_invoice(self.ctx, invoice_id)
+        with self.store.session() as s:
+            customer = s.get_customer(invoice.customer_id)
+            profile = s.get_tax_profile(invoice.customer_id)
+        tax_ids = profile.tax_ids if profile else ()
+        if as_json:
+            return rendering.render_json(invoice, customer=customer, tax_ids=tax_ids)
+        return rendering.render_text(invoice, customer=customer, tax_ids=tax_ids)
 
     def tax_profile(self, customer_id: str, *, actor: Actor | None = None) -> TaxProfile:
         """The customer's tax ids and exemption documents (empty when none were set)."""
