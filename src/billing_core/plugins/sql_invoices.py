@@ -4,10 +4,10 @@ A mixin of the SQL session (``sql_store``), one code path for SQLite and Postgre
 
 * **Pending lines** (``invoice_lines``): a line is pending while its ``invoice_id`` is NULL.
   ``take_pending_lines`` is one ``UPDATE ... SET invoice_id = :invoice WHERE invoice_id IS NULL
-  ... RETURNING``: on PostgreSQL (READ COMMITTED) a concurrent session that updated a row first
-  makes this one wait, then re-check ``invoice_id IS NULL`` on the committed row and skip it; on
-  SQLite the session holds the write lock. So a line is taken once, and a rolled back session
-  leaves it pending.
+  ... RETURNING``. On PostgreSQL the rows are picked with ``FOR UPDATE SKIP LOCKED`` (lines
+  another issuer is taking right now are left to it, no waiting) and the UPDATE re-checks
+  ``invoice_id IS NULL`` on the committed row; on SQLite the session holds the write lock. So a
+  line is taken once, and a rolled back session leaves it pending (for the next run).
 * **Numbering** (``invoice_counters``): ``INSERT ... ON CONFLICT (prefix) DO UPDATE SET n = n + 1
   RETURNING n``, in the issuing session. The counter row stays locked until that session ends
   (a row lock on PostgreSQL, the write lock on SQLite), so the next issuer waits for the commit
@@ -124,9 +124,17 @@ class SqlInvoiceTables:
         if not order:
             return []
         t = invoice_lines
+        where: tuple[Any, ...] = (
+            t.c.subscription_id.in_(list(order)),
+            t.c.currency == currency,
+            self._due(up_to),
+        )
+        if self._pg:  # lines another issuer is taking right now are its own: skip, never wait
+            mine = sa.select(t.c.seq).where(*where).with_for_update(skip_locked=True)
+            where = (t.c.seq.in_(mine.scalar_subquery()), self._due(up_to))
         stmt = (
             sa.update(t)
-            .where(t.c.subscription_id.in_(list(order)), t.c.currency == currency, self._due(up_to))
+            .where(*where)
             .values(invoice_id=invoice_id)
             .returning(t.c.seq, t.c.subscription_id, t.c.data)
         )
