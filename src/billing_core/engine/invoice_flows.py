@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import TypeVar
@@ -65,6 +66,7 @@ __all__ = [
 T = TypeVar("T")
 _LATEST_ZONE = timezone(timedelta(hours=14))  # the first local date anywhere on Earth
 _RETRIES = 50
+_CHUNK = 50  # customers issued between two reads of the pending lines
 
 
 def _count_days(value: object) -> int:
@@ -288,42 +290,65 @@ def _issue_one(
     return invoice
 
 
-def issue_due_invoices(
-    ctx: EngineContext, settings: InvoiceSettings, *, now: datetime, actor: str
-) -> InvoiceRunResult:
-    """One invoice per customer and currency with pending lines due by its local date."""
+def _pending_batches(
+    ctx: EngineContext, now: datetime, owners: dict[str, str | None]
+) -> tuple[dict[tuple[str, str], list[str]], list[tuple[str, str]]]:
+    """The pending lines' (customer, currency) -> subscriptions, and the subscriptions that
+    belong to no stored subscription (their lines stay pending)."""
     with ctx.store.session() as s:
         groups = s.pending_line_groups(up_to=now.astimezone(_LATEST_ZONE).date())
-        owners: dict[str, str | None] = {}
         for sub_id, _ in groups:
             if sub_id not in owners:
                 sub = s.get_subscription(sub_id)
                 owners[sub_id] = None if sub is None else sub.customer_id
     batches: dict[tuple[str, str], list[str]] = {}
-    skipped: list[tuple[str, str]] = []
+    orphans: list[tuple[str, str]] = []
     for sub_id, currency in groups:
         owner = owners[sub_id]
         if owner is None:
-            skipped.append((sub_id, f"no subscription {sub_id!r}: its lines stay pending"))
-            continue
-        batches.setdefault((owner, currency), []).append(sub_id)
+            orphans.append((sub_id, f"no subscription {sub_id!r}: its lines stay pending"))
+        else:
+            batches.setdefault((owner, currency), []).append(sub_id)
+    return batches, orphans
+
+
+def issue_due_invoices(
+    ctx: EngineContext, settings: InvoiceSettings, *, now: datetime, actor: str
+) -> InvoiceRunResult:
+    """One invoice per customer and currency with pending lines due by its local date.
+
+    The pending lines are read again every ``_CHUNK`` customers, and each worker starts at its
+    own place in the list (from its ``worker_id``), so many issuers at once spread over the
+    customers and skip those another one has already invoiced."""
+    owners: dict[str, str | None] = {}
+    visited: set[tuple[str, str]] = set()
     made: list[Invoice] = []
-    for (customer_id, currency), subs in batches.items():
-        try:
-            invoice = retrying(
-                lambda c=customer_id, cur=currency, ss=subs: _issue_one(  # type: ignore[misc]
-                    ctx, settings, c, cur, ss, now, actor
+    skipped: list[tuple[str, str]] = []
+    orphans: list[tuple[str, str]] = []
+    while True:
+        batches, orphans = _pending_batches(ctx, now, owners)
+        keys = [k for k in batches if k not in visited]
+        if not keys:
+            break
+        first = zlib.crc32(ctx.worker_id.encode()) % len(keys)
+        for customer_id, currency in (keys[first:] + keys[:first])[:_CHUNK]:
+            visited.add((customer_id, currency))
+            subs = batches[(customer_id, currency)]
+            try:
+                invoice = retrying(
+                    lambda c=customer_id, cur=currency, ss=subs: _issue_one(  # type: ignore[misc]
+                        ctx, settings, c, cur, ss, now, actor
+                    )
                 )
-            )
-        except BillingError as exc:  # its lines stay pending; the other customers go on
-            skipped.append((customer_id, str(exc)))
-            continue
-        if invoice is None:
-            continue
-        made.append(invoice)
-        if invoice.status is not InvoiceStatus.DRAFT:
-            ctx.emit(InvoiceIssued(at=now, invoice=invoice))
-    return InvoiceRunResult(invoices=tuple(made), skipped=tuple(skipped))
+            except BillingError as exc:  # its lines stay pending; the other customers go on
+                skipped.append((customer_id, str(exc)))
+                continue
+            if invoice is None:  # another issuer took the lines first
+                continue
+            made.append(invoice)
+            if invoice.status is not InvoiceStatus.DRAFT:
+                ctx.emit(InvoiceIssued(at=now, invoice=invoice))
+    return InvoiceRunResult(invoices=tuple(made), skipped=(*skipped, *orphans))
 
 
 # -- one invoice -------------------------------------------------------------------------------
