@@ -131,6 +131,15 @@ def test_an_exempt_invoice_names_its_document() -> None:
     assert render_json(exempt)["tax_exempt"] == {"document": "TX-9"}
 
 
+def test_a_long_label_wraps_above_its_amount() -> None:
+    long = InvoiceLine(description=" ".join(["word"] * 20), amount=eur("1.00"))
+    text = render_text(Invoice(id="in-3", customer_id="c1", currency="EUR", lines=(long,)))
+    rows = text.splitlines()[3:5]
+    assert rows[0] == " ".join(["word"] * 12)
+    assert rows[1] == " ".join(["word"] * 8) + " " * 25 + "1.00 EUR"
+    assert all(len(row) <= 72 for row in text.splitlines())
+
+
 def test_a_draft_has_no_number_and_no_totals() -> None:
     draft = Invoice(id="in-2", customer_id="c1", currency="EUR", lines=LINES)
     text = render_text(draft)

@@ -9,6 +9,7 @@ the notes. A draft shows ``DRAFT`` instead of a number and no totals. Pure: valu
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
@@ -108,7 +109,10 @@ def render_json(
 
 
 def _row(label: str, value: str) -> str:
-    return f"{label}{value:>{_WIDTH - len(label)}}"
+    """``label`` then ``value`` right-aligned at column 72; a long label wraps above it."""
+    parts = textwrap.wrap(label, _WIDTH - len(value) - 1) or [""]
+    last = parts[-1]
+    return "\n".join([*parts[:-1], f"{last}{value:>{_WIDTH - len(last)}}"])
 
 
 def render_text(

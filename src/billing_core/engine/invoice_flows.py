@@ -507,6 +507,6 @@ def pay_invoice(
         invoice=paid,
         transaction_id=sale.id,
         amount=pay,
-        explanation=f"Paid {pay} of invoice {paid.number}; {paid.amount_remaining} left to pay. "
-        f"{why}",
+        explanation=f"Paid {pay} of invoice {paid.number}; {paid.amount_remaining} left to pay"
+        f" ({why.split(': ', 1)[-1].rstrip('.')}).",
     )
