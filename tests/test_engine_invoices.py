@@ -346,6 +346,21 @@ class TestCreditCouponsAndTax:
                 actor=AGENT,
             )
 
+    def test_a_memo_in_mixed_currencies_raises_and_stores_nothing(
+        self, engine: BillingEngine
+    ) -> None:
+        items = [
+            CreditMemoItem(description="a", quantity=1, unit_price=usd("1.00")),
+            CreditMemoItem(description="b", quantity=1, unit_price=Money("1.00", "EUR")),
+        ]
+        with pytest.raises(CurrencyMismatchError) as info:
+            engine.create_credit_memo("c1", items, idempotency_key="cm", actor=AGENT)
+        assert info.value.field == "$.items[1].unit_price"
+        with engine.store.session() as s:
+            assert s.list_credit_memos() == []
+        ok = engine.create_credit_memo("c1", items[:1], idempotency_key="cm", actor=AGENT)
+        assert ok.outcome == "created"  # the key stayed free: bad input wrote nothing
+
     def test_a_once_amount_off_coupon_keeps_its_remainder_for_the_next_invoice(
         self, engine: BillingEngine
     ) -> None:
