@@ -25,12 +25,13 @@ from billing_core import (
     TaxRate,
 )
 from billing_core.engine import invoice_flows
-from billing_core.engine.invoice_results import InvoiceOutcome
+from billing_core.engine.invoice_results import InvoiceOutcome, InvoiceResult
 from billing_core.engine.invoices import InvoiceSettings
 from billing_core.errors import BillingError, CurrencyMismatchError, NotFoundError
 from billing_core.plugins.events import CreditMemoCreated, InvoiceIssued, InvoicePaid, InvoiceVoided
-from billing_core.plugins.sandbox_gateway import SandboxGateway
+from billing_core.plugins.sandbox_gateway import Fault, SandboxGateway
 from billing_core.testing.clock import ManualClock
+from billing_core.testing.hooked_gateway import HookedGateway
 
 ADMIN, AGENT = base.ADMIN, base.AGENT
 store_url, clock = base.store_url, base.clock
@@ -253,6 +254,39 @@ class TestPayingAndVoiding:
         assert (voided.outcome, voided.reason) == (InvoiceOutcome.DENIED, "already_paid")
         again = engine.pay_invoice(invoice_id, idempotency_key="p4", actor=AGENT)
         assert (again.outcome, again.reason) == (InvoiceOutcome.DENIED, "already_paid")
+
+    def test_a_payment_during_another_payment_cannot_pay_what_is_reserved(
+        self, store_url: str, clock: ManualClock
+    ) -> None:
+        sandbox = SandboxGateway(clock=clock)
+        hooked = HookedGateway(sandbox)
+        engine = BillingEngine(store=store_url, clock=clock, gateway=hooked)
+        try:
+            engine.add_customer(Customer(id="c1", company="Acme"), actor=ADMIN)
+            invoice_id = _issued(engine, _subscription(engine, "c1", "s1"), "100.00")
+            during: list[InvoiceResult] = []
+            hooked.before["sale"] = lambda: during.append(
+                engine.pay_invoice(invoice_id, idempotency_key="b", actor=AGENT)
+            )
+            first = engine.pay_invoice(invoice_id, idempotency_key="a", actor=AGENT)
+            assert first.outcome is InvoiceOutcome.PAID and first.amount == usd("100.00")
+            (second,) = during
+            assert (second.outcome, second.reason) == (InvoiceOutcome.DENIED, "already_paid")
+            assert "100.00 USD is being paid right now" in second.explanation
+            paid = engine.invoice(invoice_id)
+            assert (paid.amount_paid, paid.payments_in_flight) == (usd("100.00"), ())
+            assert len(paid.payments) == 1 and sandbox.calls["sale"] == 2  # one for s1
+        finally:
+            engine.store.close()
+
+    def test_a_declined_payment_releases_what_it_reserved(self, engine: BillingEngine) -> None:
+        invoice_id = _issued(engine, _subscription(engine, "c1", "s1"), "10.00")
+        base._sandbox(engine).script("sale", [Fault.DECLINE])
+        declined = engine.pay_invoice(invoice_id, idempotency_key="a", actor=AGENT)
+        assert declined.outcome is InvoiceOutcome.DECLINED
+        assert engine.invoice(invoice_id).payments_in_flight == ()
+        paid = engine.pay_invoice(invoice_id, idempotency_key="b", actor=AGENT)
+        assert paid.outcome is InvoiceOutcome.PAID and paid.amount == usd("12.00")
 
     def test_refunds_of_a_payment_appear_on_the_invoice_and_free_its_void(
         self, engine: BillingEngine, clock: ManualClock

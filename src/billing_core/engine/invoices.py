@@ -18,6 +18,7 @@ from ..errors import InvalidTypeError
 from ..invoices import Coupon, CreditMemoItem, Invoice, TaxExemption
 from ..money import Money
 from ..plugins.records import TaxProfile
+from ..rules.invoice_transitions import payment_event
 from ..rules.permissions import SYSTEM_ACTOR, Actor
 from ..timeutil import require_aware
 from . import credit_flows, invoice_flows
@@ -127,7 +128,10 @@ class EngineInvoices(EngineBase):
             raise InvalidTypeError(
                 f"must be Money, not {type(amount).__name__}", field="amount", value=amount
             )
-        customer_id = _customer_of(self, invoice_id)
+        invoice = invoice_flows.read_invoice(self.ctx, invoice_id)  # NotFoundError: invoice_id
+        if amount is not None:  # bad input raises now: in another currency, not positive
+            payment_event(invoice, amount)
+        customer_id = invoice.customer_id
         params = {"invoice_id": invoice_id, "amount": amount}
         return self._guarded(
             "pay_invoice",
