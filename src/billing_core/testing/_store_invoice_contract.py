@@ -94,7 +94,12 @@ class InvoiceContract:
     # -- invoices ---------------------------------------------------------------------------
     def test_invoice_round_trip_filters_and_update(self, store: Store) -> None:
         draft = _invoice()
-        issued = _issued("in-2", customer_id="c-2", payments=("tx-1",))
+        issued = _issued(
+            "in-2",
+            customer_id="c-2",
+            payments=("tx-1",),
+            payments_in_flight=(("pay-2", _eur("10.50")),),
+        )
         with store.session() as s:
             assert s.get_invoice("in-1") is None
             s.insert_invoice(draft)
