@@ -288,6 +288,30 @@ class TestPayingAndVoiding:
         paid = engine.pay_invoice(invoice_id, idempotency_key="b", actor=AGENT)
         assert paid.outcome is InvoiceOutcome.PAID and paid.amount == usd("12.00")
 
+    @pytest.mark.parametrize(
+        ("fault", "after"),
+        [(Fault.TIMEOUT_AFTER_SEND, InvoiceStatus.PAID), (Fault.TIMEOUT_BEFORE_SEND, None)],
+    )
+    def test_a_lost_answer_keeps_the_payment_reserved_until_reconcile_knows(
+        self, engine: BillingEngine, fault: Fault, after: InvoiceStatus | None
+    ) -> None:
+        invoice_id = _issued(engine, _subscription(engine, "c1", "s1"), "10.00")
+        base._sandbox(engine).script("sale", [fault])
+        lost = engine.pay_invoice(invoice_id, idempotency_key="a", actor=AGENT)
+        assert lost.outcome is InvoiceOutcome.UNKNOWN
+        assert engine.invoice(invoice_id).payments_in_flight == (("a", usd("12.00")),)
+        blocked = engine.pay_invoice(invoice_id, idempotency_key="b", actor=AGENT)
+        assert (blocked.outcome, blocked.reason) == (InvoiceOutcome.DENIED, "already_paid")
+        engine.reconcile()
+        settled = engine.invoice(invoice_id)
+        assert settled.payments_in_flight == ()
+        if after is InvoiceStatus.PAID:  # the gateway took it: recorded
+            assert (settled.status, settled.amount_paid) == (after, usd("12.00"))
+        else:  # never sent: released, and paid again under a new key
+            assert settled.amount_paid == usd("0.00")
+            again = engine.pay_invoice(invoice_id, idempotency_key="c", actor=AGENT)
+            assert again.outcome is InvoiceOutcome.PAID
+
     def test_refunds_of_a_payment_appear_on_the_invoice_and_free_its_void(
         self, engine: BillingEngine, clock: ManualClock
     ) -> None:

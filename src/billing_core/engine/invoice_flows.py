@@ -8,10 +8,9 @@
   pending and gives the number back; a line is never on two invoices.
 * **Finalizing** a draft numbers it and computes its totals the same way; **voiding** and
   **paying** go through ``rules.invoice_transitions`` (the table decides every status change).
-* **Payments**: a sale through ``engine.charging`` for what the invoice still owes (or part of
-  it), recorded on the invoice when the gateway charged it. **Refunds** of those sales appear on
-  the invoice (``amount_refunded``), computed from the payment transactions whenever the invoice
-  is read or changed, so paid, refunded and due always add up.
+* **Payments** are in ``engine.invoice_payments``. **Refunds** of those sales appear on the
+  invoice (``amount_refunded``), computed from the payment transactions whenever the invoice is
+  read or changed, so paid, refunded and due always add up.
 """
 
 from __future__ import annotations
@@ -36,7 +35,7 @@ from ..invoices import (
 from ..model import Customer, TransactionStatus
 from ..money import Money
 from ..plugins._store_invoice_common import check_prefix, format_number
-from ..plugins.events import InvoiceIssued, InvoicePaid, InvoiceVoided
+from ..plugins.events import InvoiceIssued, InvoiceVoided
 from ..plugins.protocols import StoreSession
 from ..plugins.records import CouponRedemption
 from ..rules import coupons as coupon_rules
@@ -45,19 +44,15 @@ from ..rules import invoice_transitions as transitions
 from ..rules import invoicing
 from ..rules import tax as tax_rules
 from ..rules.invoice_transitions import InvoiceEvent
-from ..serialization import unstructure
 from ..timeutil import local_date
 from ..timeutil import timezone as zone
-from . import charging
 from .context import EngineContext
 from .invoice_results import InvoiceOutcome, InvoiceResult, InvoiceRunResult
-from .results import ChargeOutcome
 
 __all__ = [
     "InvoiceSettings",
     "finalize",
     "issue_due_invoices",
-    "pay_invoice",
     "read_invoice",
     "read_invoices",
     "void_invoice",
@@ -421,132 +416,3 @@ def void_invoice(ctx: EngineContext, invoice_id: str, *, actor: str) -> InvoiceR
     if result.outcome is InvoiceOutcome.VOIDED and result.invoice is not None:
         ctx.emit(InvoiceVoided(at=ctx.now(), invoice=result.invoice))
     return result
-
-
-_CHARGE_OUTCOMES = {
-    ChargeOutcome.DECLINED: InvoiceOutcome.DECLINED,
-    ChargeOutcome.FAILED: InvoiceOutcome.FAILED,
-    ChargeOutcome.UNKNOWN: InvoiceOutcome.UNKNOWN,
-    ChargeOutcome.DENIED: InvoiceOutcome.DENIED,
-}
-
-
-class _Refused(Exception):
-    """Raised inside the payment's write-ahead session: nothing is written, nothing charged."""
-
-    def __init__(self, result: InvoiceResult) -> None:
-        super().__init__(result.explanation)
-        self.result = result
-
-
-def _payment_decision(
-    invoice: Invoice, pay: Money | None
-) -> tuple[Money, transitions.InvoiceTransition]:
-    """The amount to pay and the table's cell for it, counting payments still in flight as paid
-    (they are reserved: two payments at once never pay more than is due)."""
-    held = invoice.amount_in_flight
-    seen = attrs.evolve(invoice, amount_paid=invoice.amount_paid + held) if held else invoice
-    amount = seen.amount_remaining if pay is None else pay
-    if not amount:  # nothing left: the answer of a full payment of a settled invoice
-        decision = transitions.assess(seen, InvoiceEvent.PAY_REST)
-        if decision.allowed:
-            decision = attrs.evolve(
-                decision,
-                allowed=False,
-                reason=transitions.InvoiceReason.ALREADY_PAID,
-                becomes=None,
-                explanation=f"Invoice {invoice.number or invoice.id} has nothing left to pay"
-                + (f" ({held} is being paid right now)." if held else "."),
-            )
-        return amount, decision
-    return amount, transitions.assess(seen, transitions.payment_event(seen, amount))
-
-
-def pay_invoice(
-    ctx: EngineContext, invoice_id: str, *, amount: Money | None, key: str, actor: str
-) -> InvoiceResult:
-    """Charge ``amount`` (default: all that is left) through the gateway and record it on the
-    invoice: ``paid`` when nothing is left, still open (partly paid) otherwise.
-
-    The amount is reserved on the invoice (``payments_in_flight``) in the session that writes
-    the sale ahead, so concurrent payments never pay more than is due; it is recorded as paid
-    when the gateway charged it, and released when it declined or never got the request. A
-    payment whose answer was lost (``unknown``) stays reserved until an operator settles it."""
-    invoice = read_invoice(ctx, invoice_id)
-    pay, decision = _payment_decision(invoice, amount)  # bad input raises here
-    if not decision.allowed:
-        return _denied(invoice, decision)
-
-    def claim(s: StoreSession) -> None:
-        current = _get(s, invoice_id, lock=True)
-        _, step = _payment_decision(current, pay)
-        if not step.allowed:
-            raise _Refused(_denied(current, step))
-        s.update_invoice(
-            attrs.evolve(current, payments_in_flight=(*current.payments_in_flight, (key, pay)))
-        )
-
-    try:
-        charged, sale = charging.charge(
-            ctx,
-            amount=pay,
-            key=key,
-            actor=actor,
-            customer_id=invoice.customer_id,
-            description=f"Invoice {invoice.number}",
-            claim=claim,
-        )
-    except _Refused as refused:
-        return refused.result
-
-    def settle(record: bool) -> tuple[Invoice, str]:
-        with ctx.store.session() as s:
-            current = _get(s, invoice_id, lock=True)
-            flights = tuple(f for f in current.payments_in_flight if f[0] != key)
-            current = attrs.evolve(current, payments_in_flight=flights)
-            why = ""
-            if record and sale is not None:
-                step = transitions.assess(current, transitions.payment_event(current, pay))
-                assert step.allowed and step.becomes is not None  # reserved: it fits
-                why = step.explanation
-                current = attrs.evolve(
-                    current,
-                    status=step.becomes,
-                    amount_paid=current.amount_paid + pay,
-                    payments=(*current.payments, sale.id),
-                )
-                ctx.audit(
-                    s,
-                    action="invoice.paid",
-                    subject_id=current.id,
-                    actor=actor,
-                    detail={"amount": unstructure(pay), "transaction_id": sale.id},
-                )
-            s.update_invoice(current)
-        return current, why
-
-    if charged.outcome is not ChargeOutcome.CHARGED or sale is None:
-        if charged.outcome is not ChargeOutcome.UNKNOWN:
-            retrying(lambda: settle(False))  # nothing was charged: release the reservation
-        return InvoiceResult(
-            outcome=_CHARGE_OUTCOMES.get(charged.outcome, InvoiceOutcome.FAILED),
-            reason=charged.reason,
-            invoice_id=invoice.id,
-            invoice=read_invoice(ctx, invoice_id),
-            transaction_id=charged.transaction_id,
-            amount=pay,
-            explanation=f"Invoice {invoice.number}: the payment was not recorded. "
-            f"{charged.explanation}",
-        )
-    paid, why = retrying(lambda: settle(True))
-    ctx.emit(InvoicePaid(at=ctx.now(), invoice=paid, payment=sale))
-    full = paid.status is InvoiceStatus.PAID
-    return InvoiceResult(
-        outcome=InvoiceOutcome.PAID if full else InvoiceOutcome.PARTIALLY_PAID,
-        invoice_id=paid.id,
-        invoice=paid,
-        transaction_id=sale.id,
-        amount=pay,
-        explanation=f"Paid {pay} of invoice {paid.number}; {paid.amount_remaining} left to pay"
-        f" ({why.split(': ', 1)[-1].rstrip('.')}).",
-    )

@@ -21,7 +21,7 @@ from ..plugins.records import TaxProfile
 from ..rules.invoice_transitions import payment_event
 from ..rules.permissions import SYSTEM_ACTOR, Actor
 from ..timeutil import require_aware
-from . import credit_flows, invoice_flows
+from . import credit_flows, invoice_flows, invoice_payments
 from .base import EngineBase
 from .guards import actor as _actor
 from .guards import ident
@@ -142,7 +142,7 @@ class EngineInvoices(EngineBase):
                 explanation=d.explanation,
                 invoice_id=invoice_id,
             ),
-            lambda: invoice_flows.pay_invoice(
+            lambda: invoice_payments.pay_invoice(
                 self.ctx, invoice_id, amount=amount, key=idempotency_key, actor=who.id
             ),
             customer_id=customer_id,
