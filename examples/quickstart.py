@@ -3,8 +3,9 @@
 Run it with ``python3 dev.py example`` (or ``.venv/bin/python examples/quickstart.py``). It
 prints a support desk's week: a customer, a backdated subscription with certificates, inventory
 added mid-term, refunds granted and refused (each with the sentence an agent reads out), a
-refund that keeps failing until the merchant is told, and a metered month closed into an
-invoice line. Time is a ``ManualClock``, so the story is the same on every run.
+refund that keeps failing until the merchant is told, a metered month closed into an
+invoice line, and the invoice issued from those lines, paid in part, partly refunded and
+credited. Time is a ``ManualClock``, so the story is the same on every run.
 
 ``--db PATH`` keeps the SQLite file (default: a temporary one, removed at the end).
 """
@@ -17,8 +18,8 @@ import textwrap
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from billing_core import BillingEngine, Customer, Money, Period, UsageEvent
-from billing_core.engine import CloseResult
+from billing_core import BillingEngine, CreditMemoItem, Customer, Money, Period, UsageEvent
+from billing_core.engine import CloseResult, InvoiceSettings
 from billing_core.plugins.events import RefundGaveUp
 from billing_core.plugins.hookspecs import hookimpl
 from billing_core.plugins.manager import Plugins
@@ -210,6 +211,42 @@ def story(db: Path) -> None:
         f"Closed again under another key: already_closed={again.already_closed}, same lines "
         f"({again.lines == closed.lines}), nothing more billed."
     )
+
+    heading("The invoice: issued, paid in part, partly refunded, credited")
+    engine.invoice_settings = InvoiceSettings(due_days=14, notes="Thank you, Acme Widgets!")
+    engine.set_tax_profile(acme.id, tax_ids=["US-EIN-12-3456789"], actor=AGENT)
+    issued = engine.issue_due_invoices()  # the pending lines: inventory added, December usage
+    invoice = issued.invoices[0]
+    assert invoice.totals is not None
+    say(
+        f"{issued.explanation} {invoice.number} holds {len(invoice.lines)} lines, "
+        f"{invoice.totals.amount_due} due on {invoice.due_on}."
+    )
+    paid = engine.pay_invoice(
+        invoice.id, amount=Money("100.00", "USD"), idempotency_key="pay-inv-1", actor=AGENT
+    )
+    say(f"{paid.outcome.value}: {paid.explanation}")
+    clock.advance(days=2)  # settled: refunded, not voided
+    assert paid.transaction_id is not None
+    back = engine.refund_transaction(
+        paid.transaction_id, amount=Money("25.00", "USD"), idempotency_key="inv-r1", actor=AGENT
+    )
+    shown = engine.invoice(invoice.id)
+    say(
+        f"Payment {back.outcome.value}: the invoice shows {shown.amount_paid} paid, "
+        f"{shown.amount_refunded} refunded, {shown.amount_remaining} left to pay."
+    )
+    goodwill = CreditMemoItem(description="Goodwill", quantity=1, unit_price=Money("15.00", "USD"))
+    memo = engine.create_credit_memo(
+        acme.id,
+        [goodwill],
+        reason="certificate issued late",
+        invoice_id=invoice.id,
+        idempotency_key="memo-1",
+        actor=AGENT,
+    )
+    say(memo.explanation)
+    print(textwrap.indent(str(engine.render_invoice(invoice.id)), "    | "))
 
     heading("Permissions")
     denied = engine.blocklist_customer(acme.id, actor=AGENT)

@@ -18,9 +18,12 @@ from hypothesis import strategies as st
 
 from billing_core import (
     BillingEngine,
+    Coupon,
+    CreditMemoItem,
     Customer,
     InvalidAmountError,
     InvalidTypeError,
+    InvoiceLine,
     Money,
     NotFoundError,
     PaymentInstrument,
@@ -279,6 +282,26 @@ def _write_calls(
             idempotency_key="k-close",
             actor=a,
         ),
+        **_invoice_calls(engine),
+    }
+
+
+def _invoice_calls(engine: BillingEngine) -> dict[str, Callable[[Actor], Any]]:
+    """The invoice calls, on the rig's invoice (issued from a pending line of its subscription)."""
+    (invoice,) = engine.invoices("c1")
+    item = CreditMemoItem(description="seat", quantity=1, unit_price=Money("1.00", USD))
+    return {
+        "issue_due_invoices": lambda a: engine.issue_due_invoices(actor=a),
+        "finalize": lambda a: engine.finalize(invoice.id, actor=a),
+        "void_invoice": lambda a: engine.void_invoice(invoice.id, actor=a),
+        "pay_invoice": lambda a: engine.pay_invoice(invoice.id, idempotency_key="k-pay", actor=a),
+        "create_credit_memo": lambda a: engine.create_credit_memo(
+            "c1", [item], idempotency_key="k-cm", actor=a
+        ),
+        "redeem_coupon": lambda a: engine.redeem_coupon(
+            "c1", Coupon(id="welcome", percent_off=10), actor=a
+        ),
+        "set_tax_profile": lambda a: engine.set_tax_profile("c1", tax_ids=["X-1"], actor=a),
     }
 
 
@@ -289,7 +312,15 @@ def _snapshot(engine: BillingEngine, sub: str) -> tuple[Any, ...]:
         customers = [s.get_customer(c) for c in ("c1", "c2", "c9")]
         certificates = s.certificates_for_domain("a.example")
     audit = [e for e in engine.audit_log() if not e.action.endswith(".denied")]
+    with engine.store.session() as s:
+        invoicing = (
+            s.list_invoices(),
+            s.list_credit_memos(),
+            s.list_coupon_redemptions(),
+            s.get_tax_profile("c1"),
+        )
     return (
+        invoicing,
         subs,
         customers,
         certificates,
@@ -314,6 +345,10 @@ def rig(engine: BillingEngine) -> tuple[BillingEngine, str, str, str]:
         actor=ADMIN,
     )
     assert sub.subscription_id and sub.charge and sub.charge.transaction_id
+    with engine.store.session() as s:
+        line = InvoiceLine(description="extra seat", amount=Money("3.00", USD))
+        s.add_invoice_lines(sub.subscription_id, [line])
+    assert len(engine.issue_due_invoices().invoices) == 1
     _clock(engine).advance(days=2)
     return engine, sub.subscription_id, sub.charge.transaction_id, sub.certificate_ids[0]
 

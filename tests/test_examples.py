@@ -53,6 +53,10 @@ def test_quickstart_tells_the_whole_story() -> None:
         "first 10,000 at 0.0100 USD, next 5,000 at 0.0080 USD = 140.00 USD",
         "permission_denied",
         "59.59 USD refunded",
+        "INV-000001 holds 2 lines, 288.77 USD due on 2027-01-15",  # inventory + usage lines
+        "100.00 USD paid, 25.00 USD refunded, 188.77 USD left to pay",
+        "Credit memo CN-000001",
+        "Tax ids: US-EIN-12-3456789",
     ):
         assert expected in out, f"{expected!r} missing from the quickstart's story:\n{out}"
 

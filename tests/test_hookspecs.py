@@ -33,6 +33,7 @@ from billing_core import (
     TransactionStatus,
 )
 from billing_core.errors import ConfigurationError
+from billing_core.invoices import CreditMemoItem, Invoice, InvoiceTotals
 from billing_core.plugins import events, hookspecs
 from billing_core.plugins.hookspecs import PROJECT, hookimpl
 from billing_core.plugins.manager import Plugins
@@ -47,7 +48,7 @@ from billing_core.plugins.protocols import (
     PaymentGateway,
     Store,
 )
-from billing_core.plugins.records import Attempt, QueueEntry
+from billing_core.plugins.records import Attempt, CreditMemo, QueueEntry
 from billing_core.plugins.sandbox_certificates import SandboxCertificateProvider
 from billing_core.plugins.sandbox_gateway import SandboxGateway
 
@@ -434,6 +435,57 @@ def test_collection_succeeded_hook() -> None:
 def test_subscription_past_due_hook() -> None:
     past_due = attrs.evolve(subscription(), state=SubscriptionState.PAST_DUE)
     check_event(events.SubscriptionPastDue(at=AT, subscription=past_due, explanation="Declined."))
+
+
+def _invoice() -> Invoice:
+    totals = InvoiceTotals(
+        subtotal=Money("100.00", "EUR"),
+        discount=Money("0.00", "EUR"),
+        tax=Money("20.00", "EUR"),
+        total=Money("120.00", "EUR"),
+        credit_applied=Money("0.00", "EUR"),
+        amount_due=Money("120.00", "EUR"),
+    )
+    return Invoice(
+        id="in-1",
+        customer_id="cust-1",
+        currency="EUR",
+        status="open",
+        number="INV-000001",
+        issued_on=date(2026, 11, 21),
+        totals=totals,
+    )
+
+
+@exercises("billing_core_invoice_issued")
+def test_invoice_issued_hook() -> None:
+    check_event(events.InvoiceIssued(at=AT, invoice=_invoice()))
+
+
+@exercises("billing_core_invoice_paid")
+def test_invoice_paid_hook() -> None:
+    paid = attrs.evolve(_invoice(), status="paid", amount_paid=Money("120.00", "EUR"))
+    check_event(events.InvoicePaid(at=AT, invoice=paid, payment=sale()))
+
+
+@exercises("billing_core_invoice_voided")
+def test_invoice_voided_hook() -> None:
+    check_event(events.InvoiceVoided(at=AT, invoice=attrs.evolve(_invoice(), status="void")))
+
+
+@exercises("billing_core_credit_memo_created")
+def test_credit_memo_created_hook() -> None:
+    item = CreditMemoItem(description="seat", quantity=1, unit_price=Money("9.99", "EUR"))
+    memo = CreditMemo(
+        id="cm-1",
+        customer_id="cust-1",
+        number="CN-000001",
+        items=(item,),
+        total=Money("9.99", "EUR"),
+        remaining=Money("9.99", "EUR"),
+        created_at=AT,
+    )
+    check_event(events.CreditMemoCreated(at=AT, memo=memo))
 
 
 def test_events_refuse_a_naive_instant() -> None:

@@ -38,6 +38,9 @@ def test_invoices_page() -> None:
         ns["used"].explanation,
     ]
     assert quotes == expected
+    text = (DOCS / "invoices.md").read_text(encoding="utf-8")
+    shown = re.findall(r"```text\n(.*?)```", text, flags=re.S)
+    assert shown == [ns["printed"]]  # the rendered invoice, exactly as the engine prints it
 
 
 def test_collection_page() -> None:

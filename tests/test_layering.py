@@ -27,6 +27,7 @@ PURE = [
             "invoices",
             "instruments",
             "serialization",
+            "rendering",
         )
     ),
 ]

@@ -326,7 +326,11 @@ class Invoice:
     """A customer's invoice. Issued invoices (``open``, ``paid``, ``uncollectible``) carry a
     ``number``, ``issued_on`` and their ``totals``; a draft has no number. ``amount_paid`` and
     ``amount_refunded`` are the money received for it and given back, so ``amount_remaining``
-    (``totals.amount_due − amount_paid``) always adds up.
+    (``totals.amount_due − amount_paid``) always adds up. ``payments`` are the ids of the
+    transactions that paid it (their refunds make ``amount_refunded``);
+    ``payments_in_flight`` the ``(idempotency key, amount)`` of payments sent to the gateway
+    and not recorded yet (reserved: no other payment may take them); ``created_at`` is when the
+    engine made it.
     """
 
     id: str = attrs.field(validator=_non_empty_str)
@@ -352,9 +356,30 @@ class Invoice:
     )
     subscription_id: str | None = attrs.field(default=None, validator=_optional_str)
     notes: str = attrs.field(default="", validator=_str)
+    payments: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    payments_in_flight: tuple[tuple[str, Money], ...] = attrs.field(default=(), converter=_tuple)
+    created_at: datetime | None = attrs.field(
+        default=None, validator=attrs.validators.optional(_aware)
+    )
 
     def __attrs_post_init__(self) -> None:
         minor_unit_exponent(self.currency, "currency")
+        for i, flight in enumerate(self.payments_in_flight):
+            key, amount = flight
+            if not isinstance(key, str) or not isinstance(amount, Money):
+                raise InvalidTypeError(
+                    "must be (idempotency key, Money)",
+                    field=f"payments_in_flight[{i}]",
+                    value=flight,
+                )
+            _same_currency(amount, self.currency, f"payments_in_flight[{i}]")
+        for i, payment in enumerate(self.payments):
+            if not isinstance(payment, str) or not payment:
+                raise InvalidTypeError(
+                    "must be a transaction id (non-empty str)",
+                    field=f"payments[{i}]",
+                    value=payment,
+                )
         typed: list[tuple[str, object, type]] = [
             *((f"lines[{i}]", v, InvoiceLine) for i, v in enumerate(self.lines)),
             *((f"coupons[{i}]", v, Coupon) for i, v in enumerate(self.coupons)),
@@ -442,6 +467,11 @@ class Invoice:
         if self.totals is None:
             return Money.zero(self.currency)
         return self.totals.amount_due - self.amount_paid
+
+    @property
+    def amount_in_flight(self) -> Money:
+        """What payments sent to the gateway and not recorded yet hold back."""
+        return sum((m for _, m in self.payments_in_flight), Money.zero(self.currency))
 
     @property
     def has_payments(self) -> bool:

@@ -3,6 +3,18 @@ every gateway call, the refund retry queue and reconciliation of unknown outcome
 call goes through one guard path (``guards``) and answers with a result from ``results``."""
 
 from .engine import BillingEngine
+from .invoice_flows import InvoiceSettings
+from .invoice_results import (
+    CouponOutcome,
+    CouponResult,
+    CreditMemoResult,
+    CreditOutcome,
+    InvoiceOutcome,
+    InvoiceResult,
+    InvoiceRunResult,
+    TaxProfileOutcome,
+    TaxProfileResult,
+)
 from .results import (
     CancellationOutcome,
     CancellationResult,
@@ -37,10 +49,18 @@ __all__ = [
     "ChargeResult",
     "CloseOutcome",
     "CloseResult",
+    "CouponOutcome",
+    "CouponResult",
+    "CreditMemoResult",
+    "CreditOutcome",
     "CustomerOutcome",
     "CustomerResult",
     "InventoryOutcome",
     "InventoryResult",
+    "InvoiceOutcome",
+    "InvoiceResult",
+    "InvoiceRunResult",
+    "InvoiceSettings",
     "JobOutcome",
     "QueueRunResult",
     "ReconcileResult",
@@ -52,6 +72,8 @@ __all__ = [
     "StateOutcome",
     "StateResult",
     "SubscriptionResult",
+    "TaxProfileOutcome",
+    "TaxProfileResult",
     "UsageOutcome",
     "UsageResult",
 ]

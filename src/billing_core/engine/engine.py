@@ -43,6 +43,7 @@ from .collection_calls import EngineCollection
 from .guards import actor as _actor
 from .guards import certificate_counts, ident, keyed
 from .idempotency import check_key
+from .invoices import EngineInvoices
 from .jobs import EngineJobs
 from .results import (
     CancellationOutcome,
@@ -62,7 +63,7 @@ from .results import (
 __all__ = ["BillingEngine"]
 
 
-class BillingEngine(EngineJobs, EngineCollection):
+class BillingEngine(EngineInvoices, EngineJobs, EngineCollection):
     """Runs the billing flows against a store, a payment gateway and a certificate provider.
 
     ``store`` is a ``Store`` or a URL opened through the plugins (``"memory://"``,

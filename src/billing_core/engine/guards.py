@@ -114,14 +114,26 @@ METHOD_ACTIONS: Final[Mapping[str, Action]] = {
     "segment": Action.VIEW_CUSTOMER,
     "abandon_pending_orders": Action.RENEW_SUBSCRIPTIONS,
     "activate": Action.ADD_SUBSCRIPTION,
+    "issue_due_invoices": Action.ISSUE_INVOICES,
+    "finalize": Action.MANAGE_INVOICES,
+    "void_invoice": Action.MANAGE_INVOICES,
+    "pay_invoice": Action.CHARGE,
+    "create_credit_memo": Action.MANAGE_INVOICES,
+    "redeem_coupon": Action.MANAGE_INVOICES,
+    "set_tax_profile": Action.EDIT_CUSTOMER,
+    "invoice": Action.VIEW_BILLING,
+    "invoices": Action.VIEW_BILLING,
+    "tax_profile": Action.VIEW_BILLING,
+    "render_invoice": Action.VIEW_BILLING,
 }
 """The permission-policy action of every public ``BillingEngine`` method."""
 
-PLUMBING: Final = frozenset({"gateway", "certificate_provider"})
+PLUMBING: Final = frozenset({"gateway", "certificate_provider", "invoice_settings"})
 """Public attributes that are configuration, not calls (the providers the engine was given)."""
 
 _BLOCKED: Final = {
     "charge": "it cannot be charged",
+    "pay_invoice": "its invoices cannot be charged",
     "add_subscription": "it cannot take a new subscription",
     "activate": "its pending orders cannot be activated",
     "add_inventory": "its subscriptions cannot gain inventory",

@@ -11,7 +11,7 @@ from datetime import datetime
 from ..model import UsageEvent
 from ..rules.permissions import SYSTEM_ACTOR, Actor
 from ..timeutil import require_aware
-from . import refunding, subscriptions
+from . import invoice_payments, refunding, subscriptions
 from .base import EngineBase
 from .guards import actor as _actor
 from .idempotency import recover_keys
@@ -63,7 +63,8 @@ class EngineJobs(EngineBase):
         )
 
     def reconcile(self, *, actor: Actor | None = None) -> ReconcileResult:
-        """Ask the gateway about every transaction whose outcome is unknown, and record it."""
+        """Ask the gateway about every transaction whose outcome is unknown, and record it (an
+        invoice payment among them is then recorded on its invoice, or released)."""
         who = SYSTEM_ACTOR if actor is None else _actor(actor)
         return self._guarded(
             "reconcile",
@@ -76,6 +77,8 @@ class EngineJobs(EngineBase):
 
     def _reconcile_and_recover_keys(self) -> ReconcileResult:
         result = refunding.reconcile(self.ctx)
+        # invoice payments whose answer was lost: recorded or released now their sale is known
+        invoice_payments.settle_payments_in_flight(self.ctx, actor=SYSTEM_ACTOR.id)
         recover_keys(
             self.store,
             now=self.ctx.now(),

@@ -27,6 +27,11 @@ records in the store.
 * ``CollectionSucceeded`` (``billing_core_collection_succeeded``): an attempt took the money;
 * ``SubscriptionPastDue`` (``billing_core_subscription_past_due``): a renewal was not paid and
   the subscription went ``past_due`` instead of renewing.
+* ``InvoiceIssued`` (``billing_core_invoice_issued``): an invoice was issued (numbered, open);
+* ``InvoicePaid`` (``billing_core_invoice_paid``): a payment was recorded against an invoice;
+* ``InvoiceVoided`` (``billing_core_invoice_voided``): an invoice was voided;
+* ``CreditMemoCreated`` (``billing_core_credit_memo_created``): a credit memo became store
+  credit.
 """
 
 from __future__ import annotations
@@ -38,17 +43,22 @@ from typing import Any, ClassVar
 import attrs
 
 from ..instruments import PaymentInstrument
+from ..invoices import Invoice
 from ..model import Certificate, Subscription, Transaction
 from ..timeutil import require_aware
 from .protocols import CancellationState, GatewayOutcome, GatewayRequest
-from .records import QueueEntry
+from .records import CreditMemo, QueueEntry
 
 __all__ = [
     "CertificateCancellation",
     "CollectionAttempted",
     "CollectionDeclined",
     "CollectionSucceeded",
+    "CreditMemoCreated",
     "Event",
+    "InvoiceIssued",
+    "InvoicePaid",
+    "InvoiceVoided",
     "OutcomeReconciled",
     "OutcomeUnknown",
     "RefundFailed",
@@ -231,3 +241,38 @@ class SubscriptionPastDue(Event):
     subscription: Subscription
     explanation: str
     charge: Transaction | None = None
+
+
+@attrs.frozen(kw_only=True)
+class InvoiceIssued(Event):
+    """An invoice was issued: ``invoice`` is open (or paid, when nothing was due), numbered,
+    its lines frozen and its totals computed."""
+
+    hook: ClassVar[str] = "billing_core_invoice_issued"
+    invoice: Invoice
+
+
+@attrs.frozen(kw_only=True)
+class InvoicePaid(Event):
+    """A payment was recorded against ``invoice`` (as now stored: ``paid`` or still ``open``
+    when partly paid); ``payment`` is the sale that paid it."""
+
+    hook: ClassVar[str] = "billing_core_invoice_paid"
+    invoice: Invoice
+    payment: Transaction
+
+
+@attrs.frozen(kw_only=True)
+class InvoiceVoided(Event):
+    """``invoice`` was voided: nothing is owed on it any more."""
+
+    hook: ClassVar[str] = "billing_core_invoice_voided"
+    invoice: Invoice
+
+
+@attrs.frozen(kw_only=True)
+class CreditMemoCreated(Event):
+    """``memo`` was created: its total is now store credit of its customer (never a refund)."""
+
+    hook: ClassVar[str] = "billing_core_credit_memo_created"
+    memo: CreditMemo

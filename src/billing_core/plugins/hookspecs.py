@@ -34,6 +34,10 @@ from .events import (
     CollectionAttempted,
     CollectionDeclined,
     CollectionSucceeded,
+    CreditMemoCreated,
+    InvoiceIssued,
+    InvoicePaid,
+    InvoiceVoided,
     OutcomeReconciled,
     OutcomeUnknown,
     RefundFailed,
@@ -208,3 +212,23 @@ def billing_core_subscription_past_due(event: SubscriptionPastDue) -> None:
 
     ``event.explanation`` says why (the decline, the blocklist entry, no usable instrument).
     """
+
+
+@hookspec
+def billing_core_invoice_issued(event: InvoiceIssued) -> None:
+    """An invoice was issued: numbered, its lines frozen, its totals computed."""
+
+
+@hookspec
+def billing_core_invoice_paid(event: InvoicePaid) -> None:
+    """A payment was recorded against an invoice (paid in full, or partly)."""
+
+
+@hookspec
+def billing_core_invoice_voided(event: InvoiceVoided) -> None:
+    """An invoice was voided: nothing is owed on it any more."""
+
+
+@hookspec
+def billing_core_credit_memo_created(event: CreditMemoCreated) -> None:
+    """A credit memo was created and added to its customer's store credit."""

@@ -28,7 +28,6 @@ from ..errors import ConflictError, NotFoundError
 from ..model import (
     Certificate,
     Customer,
-    InvoiceLine,
     Subscription,
     SubscriptionState,
     Transaction,
@@ -51,6 +50,7 @@ from ._store_common import (
     metered_close_key,
     state_set,
 )
+from .memory_invoices import INVOICE_TABLES, MemoryInvoiceTables
 from .records import (
     AuditEntry,
     IdempotencyRecord,
@@ -69,12 +69,12 @@ _TABLES = (
     "transactions",
     "queue",
     "usage",
-    "invoice_lines",
     "idempotency",
     "audit",
     "metered_closes",
     "wallets",
     "blocklist",
+    *INVOICE_TABLES,
 )
 
 
@@ -86,8 +86,9 @@ class _State:
         self.audit_seq = 0
 
 
-class _MemorySession:
-    """One unit of work on a ``MemoryStore``. See the module docstring."""
+class _MemorySession(MemoryInvoiceTables):
+    """One unit of work on a ``MemoryStore``. See the module docstring (invoice tables:
+    ``memory_invoices``)."""
 
     def __init__(self, base: dict[str, Any], audit_seq: int) -> None:
         self._base = base
@@ -301,16 +302,6 @@ class _MemorySession:
         key = check_metered_close_key(subscription_id, metric, start, end)
         result: MeteredClose | None = self._read("metered_closes").get(key)
         return result
-
-    # -- invoice lines ------------------------------------------------------------------------
-    def add_invoice_lines(self, subscription_id: str, lines: Sequence[InvoiceLine]) -> None:
-        check_sequence(lines, InvoiceLine, "lines")
-        if lines:
-            table = self._write("invoice_lines")
-            table[subscription_id] = (*table.get(subscription_id, ()), *lines)
-
-    def invoice_lines(self, subscription_id: str) -> list[InvoiceLine]:
-        return list(self._read("invoice_lines").get(subscription_id, ()))
 
     # -- idempotency --------------------------------------------------------------------------
     def get_idempotency(self, key: str, *, lock: bool = False) -> IdempotencyRecord | None:

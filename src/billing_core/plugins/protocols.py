@@ -31,13 +31,14 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol, runtime_checkable
 
 import attrs
 
 from ..blocklists import BlocklistEntry
 from ..instruments import PaymentInstrument
+from ..invoices import Invoice, InvoiceStatus
 from ..model import (
     Certificate,
     CertificateStatus,
@@ -51,7 +52,16 @@ from ..model import (
 )
 from ..money import Money
 from ..wallets import Wallet
-from .records import AuditEntry, IdempotencyRecord, MeteredClose, QueueEntry, QueueState
+from .records import (
+    AuditEntry,
+    CouponRedemption,
+    CreditMemo,
+    IdempotencyRecord,
+    MeteredClose,
+    QueueEntry,
+    QueueState,
+    TaxProfile,
+)
 
 __all__ = [
     "DECLINE_ALREADY_SETTLED",
@@ -292,9 +302,85 @@ class StoreSession(Protocol):
         self, *, subscription_id: str, metric: str | None, start: datetime, end: datetime
     ) -> MeteredClose | None: ...
 
-    # invoice lines waiting for the next invoice
-    def add_invoice_lines(self, subscription_id: str, lines: Sequence[InvoiceLine]) -> None: ...
-    def invoice_lines(self, subscription_id: str) -> list[InvoiceLine]: ...
+    # invoice lines waiting for the next invoice (pending until an invoice takes them)
+    def add_invoice_lines(
+        self, subscription_id: str, lines: Sequence[InvoiceLine], *, billed_on: date | None = None
+    ) -> None:
+        """Append pending lines, due for an invoice from ``billed_on`` on (None: at once)."""
+        ...
+
+    def invoice_lines(self, subscription_id: str) -> list[InvoiceLine]:
+        """Every line ever added for the subscription (pending or invoiced), in order."""
+        ...
+
+    def pending_invoice_lines(self, subscription_id: str) -> list[InvoiceLine]:
+        """The lines no invoice has taken yet, in order."""
+        ...
+
+    def pending_line_groups(self, *, up_to: date) -> list[tuple[str, str]]:
+        """``(subscription_id, currency)`` of every subscription holding pending lines due on or
+        before ``up_to``, in the order their first such line was added."""
+        ...
+
+    def take_pending_lines(
+        self, subscription_ids: Sequence[str], *, currency: str, up_to: date, invoice_id: str
+    ) -> list[InvoiceLine]:
+        """Mark the pending lines of ``subscription_ids`` in ``currency`` due on or before
+        ``up_to`` as taken by ``invoice_id`` and return them (subscription order, then added
+        order). A line is taken once: a concurrent session that took it first wins, and a rolled
+        back session leaves it pending."""
+        ...
+
+    # invoices and their per-store gapless numbering
+    def insert_invoice(self, invoice: Invoice) -> None:
+        """Add a new invoice; ``ConflictError`` if the id (or its number) exists."""
+        ...
+
+    def update_invoice(self, invoice: Invoice) -> None:
+        """Replace a stored invoice; ``NotFoundError`` if absent, ``ConflictError`` if its new
+        number is another invoice's."""
+        ...
+
+    def get_invoice(self, invoice_id: str, *, lock: bool = False) -> Invoice | None: ...
+    def list_invoices(
+        self,
+        *,
+        customer_id: str | None = None,
+        statuses: Iterable[InvoiceStatus] | None = None,
+    ) -> list[Invoice]:
+        """Invoices in the order they were first stored."""
+        ...
+
+    def next_invoice_number(self, prefix: str) -> int:
+        """The next number of the sequence named ``prefix`` (1, 2, 3, ...): a counter row updated
+        in this session, held until it ends, so numbers are gapless and unique even across
+        processes, and a rolled back session gives its number back."""
+        ...
+
+    # credit memos (store credit) and coupon redemptions
+    def put_credit_memo(self, memo: CreditMemo) -> None:
+        """Insert or replace by id (a replaced memo keeps its place in lists)."""
+        ...
+
+    def get_credit_memo(self, memo_id: str, *, lock: bool = False) -> CreditMemo | None: ...
+    def list_credit_memos(
+        self, *, customer_id: str | None = None, lock: bool = False
+    ) -> list[CreditMemo]:
+        """Memos in the order they were first stored; ``lock=True`` holds them all until the
+        session ends (an issuer drawing credit)."""
+        ...
+
+    def put_coupon_redemption(self, redemption: CouponRedemption) -> None:
+        """Insert or replace by id (a replaced redemption keeps its place in lists)."""
+        ...
+
+    def list_coupon_redemptions(
+        self, *, customer_id: str | None = None, coupon_id: str | None = None
+    ) -> list[CouponRedemption]: ...
+
+    # a customer's tax ids and tax-exemption documents
+    def put_tax_profile(self, profile: TaxProfile) -> None: ...
+    def get_tax_profile(self, customer_id: str) -> TaxProfile | None: ...
 
     # idempotency
     def get_idempotency(self, key: str, *, lock: bool = False) -> IdempotencyRecord | None: ...

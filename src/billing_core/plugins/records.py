@@ -15,6 +15,11 @@
 * ``MeteredClose``: a metered period of one subscription and metric that was closed, and the
   answer of that close. Its key ``(subscription_id, metric, start, end)`` is unique in a store,
   so a period is billed once whatever idempotency key a second close carries.
+* ``CreditMemo``: money owed to a customer as store credit (never a refund): its items, its
+  total, what is left of it (``remaining``) and the invoices that drew on it (``applied``).
+* ``TaxProfile``: a customer's tax ids and tax-exemption documents (seed 004), oldest first.
+* ``CouponRedemption``: a coupon redeemed on a customer's account (or one invoice): how many
+  invoices it has discounted and, for an ``amount_off`` coupon, how much it has used.
 """
 
 from __future__ import annotations
@@ -26,16 +31,20 @@ from typing import Any
 
 import attrs
 
+from ..invoices import Coupon, CreditMemoItem, TaxExemption
 from ..money import Money
 
 __all__ = [
     "Attempt",
     "AuditEntry",
+    "CouponRedemption",
+    "CreditMemo",
     "IdempotencyRecord",
     "IdempotencyState",
     "MeteredClose",
     "QueueEntry",
     "QueueState",
+    "TaxProfile",
 ]
 
 
@@ -137,3 +146,70 @@ class MeteredClose:
     closed_at: datetime
     idempotency_key: str
     result: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+def _strings(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
+def _items(value: Iterable[CreditMemoItem]) -> tuple[CreditMemoItem, ...]:
+    return tuple(value)
+
+
+def _pairs(value: Iterable[tuple[str, Money]]) -> tuple[tuple[str, Money], ...]:
+    return tuple((str(k), m) for k, m in value)
+
+
+@attrs.frozen(kw_only=True)
+class CreditMemo:
+    """A credit memo of ``customer_id``: ``total`` (items plus their tax) became store credit;
+    ``remaining`` is what upcoming invoices may still draw (oldest memo first, same currency);
+    ``applied`` lists ``(invoice_id, amount)`` drawn so far. ``invoice_id`` is the invoice it
+    credits, if any (then capped at what that invoice can still credit)."""
+
+    id: str
+    customer_id: str
+    number: str
+    items: tuple[CreditMemoItem, ...] = attrs.field(converter=_items)
+    total: Money
+    remaining: Money
+    created_at: datetime
+    reason: str = ""
+    invoice_id: str | None = None
+    applied: tuple[tuple[str, Money], ...] = attrs.field(default=(), converter=_pairs)
+    explanation: str = ""
+
+    @property
+    def currency(self) -> str:
+        return self.total.currency
+
+
+@attrs.frozen(kw_only=True)
+class CouponRedemption:
+    """``coupon`` redeemed by ``customer_id`` at ``redeemed_at``: on the account (every upcoming
+    invoice while it lasts) or, with ``invoice_id``, on that one draft invoice. ``periods_applied``
+    counts the invoices it discounted, ``amount_used`` what an ``amount_off`` coupon has taken;
+    ``finished`` once its duration (or amount) is used up."""
+
+    id: str
+    coupon: Coupon
+    customer_id: str
+    redeemed_at: datetime
+    invoice_id: str | None = None
+    periods_applied: int = 0
+    amount_used: Money | None = None
+    finished: bool = False
+
+
+def _documents(value: Iterable[TaxExemption]) -> tuple[TaxExemption, ...]:
+    return tuple(value)
+
+
+@attrs.frozen(kw_only=True)
+class TaxProfile:
+    """``customer_id``'s tax ids (printed on its invoices) and tax-exemption documents: an
+    invoice records the first document that exempts on its issue date (or the latest one)."""
+
+    customer_id: str
+    tax_ids: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    exemptions: tuple[TaxExemption, ...] = attrs.field(default=(), converter=_documents)

@@ -1,5 +1,7 @@
 """The SQL store's tables, as SQLAlchemy Core ``Table`` objects (the shape the migrations create:
-0001 the records, 0002 ``metered_closes``).
+0001 the records, 0002 ``metered_closes``, 0003 an index on the idempotency keys, 0004
+``wallets`` and ``blocklist`` (``sql_collection``), 0005 ``invoices``, ``invoice_counters``,
+``credit_memos``, ``coupon_redemptions``, ``tax_profiles`` and the pending state of ``invoice_lines``).
 
 Every record is kept whole as its exact JSON form (``billing_core.serialization``) in a ``data``
 text column: decimals keep their digits and trailing zeros, datetimes their offset and IANA zone.
@@ -58,17 +60,22 @@ __all__ = [
     "UtcDateTime",
     "audit_log",
     "certificates",
+    "coupon_redemptions",
+    "credit_memos",
     "customers",
     "decode",
     "encode",
     "idempotency",
+    "invoice_counters",
     "invoice_lines",
+    "invoices",
     "is_memory_sqlite",
     "make_engine",
     "metadata",
     "metered_closes",
     "refund_queue",
     "subscriptions",
+    "tax_profiles",
     "transaction_units",
     "transactions",
     "translate_errors",
@@ -202,6 +209,55 @@ invoice_lines = sa.Table(
     _seq(),
     sa.Column("subscription_id", sa.String, nullable=False, index=True),
     sa.Column("data", sa.Text, nullable=False),
+    # migration 0005: pending until an invoice takes the line (invoice_id set once)
+    sa.Column("currency", sa.String(3), nullable=True),
+    sa.Column("billed_on", sa.Date, nullable=True),
+    sa.Column("invoice_id", sa.String, nullable=True, index=True),
+)
+
+invoices = sa.Table(
+    "invoices",
+    metadata,
+    _seq(),
+    sa.Column("id", sa.String, nullable=False, unique=True),
+    sa.Column("customer_id", sa.String, nullable=False, index=True),
+    sa.Column("status", sa.String, nullable=False),
+    sa.Column("number", sa.String, nullable=True, unique=True),
+    sa.Column("data", sa.Text, nullable=False),
+)
+
+credit_memos = sa.Table(
+    "credit_memos",
+    metadata,
+    _seq(),
+    sa.Column("id", sa.String, nullable=False, unique=True),
+    sa.Column("customer_id", sa.String, nullable=False, index=True),
+    sa.Column("data", sa.Text, nullable=False),
+)
+
+coupon_redemptions = sa.Table(
+    "coupon_redemptions",
+    metadata,
+    _seq(),
+    sa.Column("id", sa.String, nullable=False, unique=True),
+    sa.Column("customer_id", sa.String, nullable=False, index=True),
+    sa.Column("coupon_id", sa.String, nullable=False, index=True),
+    sa.Column("data", sa.Text, nullable=False),
+)
+
+tax_profiles = sa.Table(
+    "tax_profiles",
+    metadata,
+    _seq(),
+    sa.Column("customer_id", sa.String, nullable=False, unique=True),
+    sa.Column("data", sa.Text, nullable=False),
+)
+
+invoice_counters = sa.Table(
+    "invoice_counters",
+    metadata,
+    sa.Column("prefix", sa.String, primary_key=True),
+    sa.Column("n", sa.BigInteger, nullable=False),
 )
 
 idempotency = sa.Table(

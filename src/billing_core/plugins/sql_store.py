@@ -40,7 +40,6 @@ from ..errors import ConflictError, NotFoundError
 from ..model import (
     Certificate,
     Customer,
-    InvoiceLine,
     Subscription,
     SubscriptionState,
     Transaction,
@@ -70,6 +69,7 @@ from .records import (
     QueueState,
 )
 from .sql_collection import CollectionSessionMixin
+from .sql_invoices import SqlInvoiceTables
 from .sql_schema import (
     MIGRATIONS,
     audit_log,
@@ -78,7 +78,6 @@ from .sql_schema import (
     decode,
     encode,
     idempotency,
-    invoice_lines,
     is_memory_sqlite,
     make_engine,
     metered_closes,
@@ -100,8 +99,9 @@ _CLOSE_KEY = ("subscription_id", "metric_key", "start_utc", "end_utc")  # metere
 
 
 # -- the session -----------------------------------------------------------------------------
-class _SqlSession(CollectionSessionMixin):
-    """One unit of work on a ``SqlStore``: a transaction (or a savepoint) on one connection."""
+class _SqlSession(CollectionSessionMixin, SqlInvoiceTables):
+    """One unit of work on a ``SqlStore``: a transaction (or a savepoint) on one connection
+    (wallets and blocklists: ``sql_collection``; invoice tables: ``sql_invoices``)."""
 
     def __init__(self, store: SqlStore, conn: Connection) -> None:
         self._conn = conn
@@ -403,24 +403,6 @@ class _SqlSession(CollectionSessionMixin):
         match = (metered_closes.c[c] == v for c, v in zip(_CLOSE_KEY, key, strict=True))
         text = self._exec(sa.select(metered_closes.c.data).where(*match)).scalar_one_or_none()
         return None if text is None else decode(text, MeteredClose)
-
-    # -- invoice lines ------------------------------------------------------------------------
-    def add_invoice_lines(self, subscription_id: str, lines: Sequence[InvoiceLine]) -> None:
-        check_sequence(lines, InvoiceLine, "lines")
-        rows = [
-            {
-                "subscription_id": subscription_id,
-                "data": encode(line, f"lines[{i}]"),
-            }
-            for i, line in enumerate(lines)
-        ]
-        for start in range(0, len(rows), _CHUNK):  # one row at a time keeps seq in list order
-            self._exec(sa.insert(invoice_lines), rows[start : start + _CHUNK])
-
-    def invoice_lines(self, subscription_id: str) -> list[InvoiceLine]:
-        return self._list(
-            invoice_lines, InvoiceLine, invoice_lines.c.subscription_id == subscription_id
-        )
 
     # -- idempotency --------------------------------------------------------------------------
     @staticmethod

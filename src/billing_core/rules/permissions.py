@@ -14,10 +14,13 @@ The policy names an action for every public ``BillingEngine`` call (``engine.gua
 method -> action table; a test fails when a method has none). The default policy: support agents
 and admins may view and edit customers, charge, add subscriptions and inventory, suspend,
 re-enable and cancel subscriptions, refund and void transactions, cancel certificates, close
-metered periods, manage payment instruments and read the billing records; only admins may
-blocklist a customer or lift a blocklisting, and add or lift a blocklist entry. The ``system`` role is the host's own jobs (``SYSTEM_ACTOR``, what the engine acts
+metered periods, manage payment instruments, finalize, void and credit invoices, redeem coupons
+and read the billing records; only admins may blocklist a customer or lift a blocklisting, and
+add or lift a blocklist entry. The ``system`` role is the host's own jobs (``SYSTEM_ACTOR``, what
+the engine acts
 as when a job or a read is called without an actor): renewals, the refund queue, reconciliation,
-usage recording, closing metered periods and reads; admins may run those jobs too.
+usage recording, issuing the due invoices, closing metered periods and reads; admins may run
+those jobs too.
 """
 
 from __future__ import annotations
@@ -74,6 +77,8 @@ class Action(enum.StrEnum):
     VIEW_BILLING = "view_billing"
     MANAGE_INSTRUMENTS = "manage_instruments"
     MANAGE_BLOCKLIST = "manage_blocklist"
+    ISSUE_INVOICES = "issue_invoices"
+    MANAGE_INVOICES = "manage_invoices"
 
 
 class PermissionReason(Reason):
@@ -182,6 +187,8 @@ DEFAULT_POLICY: Final = PermissionPolicy(
         Action.RECONCILE: _JOBS,
         Action.MANAGE_INSTRUMENTS: _BOTH,
         Action.MANAGE_BLOCKLIST: (Role.ADMIN,),
+        Action.ISSUE_INVOICES: _JOBS,
+        Action.MANAGE_INVOICES: _BOTH,
     },
     labels={
         Action.BLOCKLIST_CUSTOMER: "blocklist a customer",
@@ -206,6 +213,8 @@ DEFAULT_POLICY: Final = PermissionPolicy(
         Action.VIEW_BILLING: "read the billing records",
         Action.MANAGE_INSTRUMENTS: "manage a customer's payment instruments",
         Action.MANAGE_BLOCKLIST: "add or lift a blocklist entry",
+        Action.ISSUE_INVOICES: "issue the due invoices",
+        Action.MANAGE_INVOICES: "finalize, void and credit invoices and redeem coupons",
         Role.SUPPORT_AGENT: "support agent",
         Role.ADMIN: "admin",
         Role.SYSTEM: "system",

@@ -22,7 +22,11 @@ claim order, no entry claimed twice by concurrent workers), the append-only audi
 ``lock=True`` reads, and concurrency: threads incrementing one transaction's reserved amount with
 locked read-modify-write sessions lose no update; a metered period closed once
 (``insert_metered_close``: one record per subscription, metric, start and end as instants, a
-second insert a ``ConflictError``, concurrent inserts of one period: exactly one wins).
+second insert a ``ConflictError``, concurrent inserts of one period: exactly one wins); invoices
+(round trips, a number belongs to one invoice), pending invoice lines taken once
+(``take_pending_lines``; a rolled back take leaves them pending) and gapless numbering per
+prefix (``next_invoice_number``; a rolled back number is given again; concurrent issuers share
+no line and no number).
 
 What the suite expects beyond the Protocol's signatures:
 
@@ -41,6 +45,7 @@ The ``threads`` and ``increments_per_thread`` class attributes size the concurre
 from __future__ import annotations
 
 from ._store_collection_contract import CollectionContract
+from ._store_invoice_contract import InvoiceContract
 from ._store_metered_contract import MeteredCloseContract
 from ._store_record_contract import RecordContract, assert_same
 from ._store_work_contract import WorkContract
@@ -48,5 +53,7 @@ from ._store_work_contract import WorkContract
 __all__ = ["StoreContract", "assert_same"]
 
 
-class StoreContract(RecordContract, WorkContract, MeteredCloseContract, CollectionContract):
+class StoreContract(
+    RecordContract, WorkContract, MeteredCloseContract, CollectionContract, InvoiceContract
+):
     """Subclass in a test module and provide a ``store`` fixture returning an empty ``Store``."""

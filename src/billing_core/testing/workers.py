@@ -49,6 +49,7 @@ __all__ = [
     "charge_task",
     "engine_for",
     "failing_refunds_task",
+    "issue_invoices_task",
     "queue_worker_main",
     "refund_many_task",
     "refund_task",
@@ -228,6 +229,25 @@ def failing_refunds_task(worker: int, wait: Callable[[], None], spec: Mapping[st
         failing.close()
         store.close()
     return {"made": made, "not_queued": not_queued}
+
+
+def issue_invoices_task(worker: int, wait: Callable[[], None], spec: Mapping[str, Any]) -> Answer:
+    """Run ``issue_due_invoices`` at ``spec["now"]`` (every worker at once, over every
+    customer, as a cron job on many hosts would). Answers the numbers this worker issued."""
+    engine, clock = engine_for(spec["store"], spec.get("gateway"))
+    clock.set(spec["now"])
+    wait()
+    started = time.perf_counter()
+    try:
+        run = engine.issue_due_invoices(spec["now"])
+    except Exception as exc:
+        return _error(exc)
+    return {
+        "outcome": run.outcome.value,
+        "numbers": [i.number for i in run.invoices],
+        "skipped": [list(s) for s in run.skipped],
+        "seconds": time.perf_counter() - started,
+    }
 
 
 # -- the pools -------------------------------------------------------------------------------------
