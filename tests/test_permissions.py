@@ -40,6 +40,7 @@ JOBS = {  # the host's jobs: admins and the system role (SYSTEM_ACTOR), not supp
     Action.RECORD_USAGE,
     Action.PROCESS_REFUND_QUEUE,
     Action.RECONCILE,
+    Action.DELIVER_EVENTS,
 }
 
 

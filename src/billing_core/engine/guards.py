@@ -71,6 +71,7 @@ METHOD_ACTIONS: Final[Mapping[str, Action]] = {
     "refund_order": Action.REFUND_TRANSACTION,
     "process_refund_queue": Action.PROCESS_REFUND_QUEUE,
     "reconcile": Action.RECONCILE,
+    "deliver_events": Action.DELIVER_EVENTS,
     "request_certificate_cancellation": Action.CANCEL_CERTIFICATE,
     "record_usage": Action.RECORD_USAGE,
     "close_metered_period": Action.CLOSE_METERED_PERIOD,
@@ -81,6 +82,7 @@ METHOD_ACTIONS: Final[Mapping[str, Action]] = {
     "invoice_lines": Action.VIEW_BILLING,
     "refund_queue": Action.VIEW_BILLING,
     "audit_log": Action.VIEW_BILLING,
+    "outbox_events": Action.VIEW_BILLING,
 }
 """The permission-policy action of every public ``BillingEngine`` method."""
 

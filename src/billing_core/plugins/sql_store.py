@@ -69,6 +69,7 @@ from .records import (
     QueueEntry,
     QueueState,
 )
+from .sql_outbox import SqlOutbox
 from .sql_schema import (
     MIGRATIONS,
     audit_log,
@@ -99,8 +100,9 @@ _CLOSE_KEY = ("subscription_id", "metric_key", "start_utc", "end_utc")  # metere
 
 
 # -- the session -----------------------------------------------------------------------------
-class _SqlSession:
-    """One unit of work on a ``SqlStore``: a transaction (or a savepoint) on one connection."""
+class _SqlSession(SqlOutbox):
+    """One unit of work on a ``SqlStore``: a transaction (or a savepoint) on one connection.
+    The event outbox's methods come from ``sql_outbox.SqlOutbox``."""
 
     def __init__(self, store: SqlStore, conn: Connection) -> None:
         self._conn = conn

@@ -71,6 +71,7 @@ class Action(enum.StrEnum):
     CLOSE_METERED_PERIOD = "close_metered_period"
     PROCESS_REFUND_QUEUE = "process_refund_queue"
     RECONCILE = "reconcile"
+    DELIVER_EVENTS = "deliver_events"
     VIEW_BILLING = "view_billing"
 
 
@@ -178,6 +179,7 @@ DEFAULT_POLICY: Final = PermissionPolicy(
         Action.RECORD_USAGE: _JOBS,
         Action.PROCESS_REFUND_QUEUE: _JOBS,
         Action.RECONCILE: _JOBS,
+        Action.DELIVER_EVENTS: _JOBS,
     },
     labels={
         Action.BLOCKLIST_CUSTOMER: "blocklist a customer",
@@ -199,6 +201,7 @@ DEFAULT_POLICY: Final = PermissionPolicy(
         Action.CLOSE_METERED_PERIOD: "close a metered period",
         Action.PROCESS_REFUND_QUEUE: "run the refund retry queue",
         Action.RECONCILE: "reconcile unknown outcomes",
+        Action.DELIVER_EVENTS: "deliver pending events to the listeners",
         Action.VIEW_BILLING: "read the billing records",
         Role.SUPPORT_AGENT: "support agent",
         Role.ADMIN: "admin",
