@@ -22,7 +22,10 @@ claim order, no entry claimed twice by concurrent workers), the append-only audi
 ``lock=True`` reads, and concurrency: threads incrementing one transaction's reserved amount with
 locked read-modify-write sessions lose no update; a metered period closed once
 (``insert_metered_close``: one record per subscription, metric, start and end as instants, a
-second insert a ``ConflictError``, concurrent inserts of one period: exactly one wins).
+second insert a ``ConflictError``, concurrent inserts of one period: exactly one wins); the
+event outbox (events added with their session and rolled back with it, a store-assigned
+increasing ``sequence``, ``claim_outbox`` of due events in sequence order with leases, marks
+written only by the claim's holder, concurrent deliverers never claiming one event twice).
 
 What the suite expects beyond the Protocol's signatures:
 
@@ -41,11 +44,12 @@ The ``threads`` and ``increments_per_thread`` class attributes size the concurre
 from __future__ import annotations
 
 from ._store_metered_contract import MeteredCloseContract
+from ._store_outbox_contract import OutboxContract
 from ._store_record_contract import RecordContract, assert_same
 from ._store_work_contract import WorkContract
 
 __all__ = ["StoreContract", "assert_same"]
 
 
-class StoreContract(RecordContract, WorkContract, MeteredCloseContract):
+class StoreContract(RecordContract, WorkContract, MeteredCloseContract, OutboxContract):
     """Subclass in a test module and provide a ``store`` fixture returning an empty ``Store``."""
