@@ -184,8 +184,10 @@ def test_a_listener_waiting_on_another_writer_does_not_deadlock(
     other = rig.other_engine()
 
     def wait_for_a_writer(_: RefundGaveUp) -> None:
-        def write() -> str:
-            return other.add_customer(Customer(id="c2", company="Globex"), actor=ADMIN).outcome
+        def write() -> str:  # on the same payment: the row the refund's session locked
+            return other.refund_transaction(
+                rig.payment, amount=Money("10.00", USD), idempotency_key="r2", actor=AGENT
+            ).outcome
 
         outcome.append(_in_thread(write, timeout=5))
 
@@ -195,7 +197,7 @@ def test_a_listener_waiting_on_another_writer_does_not_deadlock(
     [(done, results, errors)] = outcome
     assert errors == []
     assert done, "the writer the listener waited for was blocked by the listener's own session"
-    assert results == ["added"]
+    assert results == [RefundOutcome.REFUNDED]
 
 
 def test_a_listener_sees_the_committed_state(rig: Rig, listener: Listener) -> None:
