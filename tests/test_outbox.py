@@ -160,10 +160,10 @@ def test_a_3_second_listener_does_not_stall_another_writer(rig: Rig, listener: L
         finished.set()
 
     listener.action = mailer
+    other = rig.other_engine()  # opened first: opening a SQL store migrates, which writes
     caller = threading.Thread(target=rig.give_up_refund, daemon=True)
     caller.start()
     assert started.wait(30), "the listener never ran"
-    other = rig.other_engine()
     began = time.monotonic()
     # another writer on the same payment (its row is what the refund's session locked)
     result = other.refund_transaction(
@@ -171,6 +171,7 @@ def test_a_3_second_listener_does_not_stall_another_writer(rig: Rig, listener: L
     )
     took = time.monotonic() - began
     still_mailing = not finished.is_set()
+    print(f"\nOUTBOX the other writer took {took:.3f} s during a 3 s listener")
     caller.join(30)
     assert result.outcome is RefundOutcome.REFUNDED
     assert still_mailing and took < 1.5, f"the other writer waited {took:.2f} s for the listener"
