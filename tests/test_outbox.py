@@ -414,3 +414,21 @@ def test_events_round_trip_through_the_outbox() -> None:
         )
         assert decode_event(record) == event
     assert isinstance(rig.engine.store, MemoryStore)
+
+
+def test_a_store_failing_at_delivery_time_leaves_the_event_for_deliver_events(
+    rig: Rig, listener: Listener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from billing_core import StoreUnavailableError
+
+    def store_down(**_: Any) -> None:
+        raise StoreUnavailableError("the database cannot be used")
+
+    monkeypatch.setattr(rig.engine.outbox, "deliver", store_down)
+    rig.give_up_refund()  # the caller still gets its result: the change is committed
+    assert listener.calls == []
+    monkeypatch.undo()
+    [pending] = rig.engine.outbox_events(pending=True)
+    assert (pending.name, pending.attempts) == ("RefundGaveUp", 0)
+    assert rig.engine.deliver_events().delivered == 1
+    assert len(listener.calls) == 1

@@ -197,8 +197,16 @@ class Outbox:
         """Write ``event`` into the open tracked session (or a session of its own)."""
         frames = self._frames()
         if not frames:
-            with self.session():
-                self.record(event)
+            try:
+                with self.session():
+                    self.record(event)
+            except Exception:  # the store failed: the change is recorded, the caller must
+                # get its result; the event cannot be kept, so it is handed over once, unrecorded
+                _log.exception("could not record %s in the outbox", type(event).__name__)
+                self.events.append(event)
+                self._pending().append(("", event))
+                if self._scopes() == 0:
+                    self._flush()
             return
         name, payload = encode_event(event)
         at = event.at
@@ -249,8 +257,22 @@ class Outbox:
             return
         items = list(pending)
         pending.clear()
-        known = dict(items)
-        self.deliver(limit=len(items), ids=list(known), known=known)
+        for _, event in [item for item in items if not item[0]]:  # not recorded: once
+            self._hand_over(event)
+        known = {event_id: event for event_id, event in items if event_id}
+        if not known:
+            return
+        try:
+            self.deliver(limit=len(known), ids=list(known), known=known)
+        except Exception:  # the store failed: the events wait in the outbox for deliver_events
+            _log.exception("could not deliver %d events now; deliver_events will", len(known))
+
+    def _hand_over(self, event: Event) -> None:
+        try:
+            self.plugins.emit(event)
+        except Exception as exc:
+            self.errors.append((event, exc))
+            _log.exception("a billing_core listener failed on %s", type(event).__name__)
 
     # -- delivery ------------------------------------------------------------------------------
     def retry_at(self, at: datetime, attempts: int) -> datetime:
