@@ -432,3 +432,46 @@ def test_a_store_failing_at_delivery_time_leaves_the_event_for_deliver_events(
     assert (pending.name, pending.attempts) == ("RefundGaveUp", 0)
     assert rig.engine.deliver_events().delivered == 1
     assert len(listener.calls) == 1
+
+
+def test_two_engines_delivering_at_once_deliver_each_event_once(store_url: str) -> None:
+    """Two workers drain one outbox together: each event reaches a listener once (claims)."""
+    first, second = FailedListener(), FailedListener()
+    rig = _rig(store_url, first)
+    markers = [f"e{i:02}" for i in range(20)]
+    first.fail = set(markers)  # every first delivery fails: all 20 wait in the outbox
+    for marker in markers:
+        rig.engine.ctx.emit(_failed_event(rig, marker))
+    assert first.seen == []
+    other = BillingEngine(
+        store=rig.other_store(),
+        clock=rig.clock,
+        gateway=rig.gateway,
+        plugins=Plugins(clock=rig.clock, plugins=[second], entry_points=False),
+    )
+    rig.clock.advance(minutes=1)
+    barrier = threading.Barrier(2)
+
+    errors: list[BaseException] = []
+
+    def drain(engine: BillingEngine) -> None:
+        try:
+            barrier.wait(30)
+            while engine.deliver_events(limit=3).claimed:
+                pass
+        except BaseException as exc:
+            errors.append(exc)
+
+    try:
+        threads = [threading.Thread(target=drain, args=(e,)) for e in (rig.engine, other)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        assert errors == []
+        assert sorted(first.seen + second.seen) == markers  # each once, none lost
+        assert rig.engine.outbox_events(pending=True) == []
+    finally:
+        for store in rig.opened:
+            store.close()
+        rig.engine.store.close()
