@@ -354,7 +354,7 @@ def test_worker_stops_gracefully_on_sigterm(seeded_sqlite: Seeded) -> None:
     assert time.monotonic() - started < 10, "the pause between passes is cut short"
     assert lines[0].startswith("worker worker:")
     assert lines[0].endswith(
-        "gateway shared (live), steps renewals, refund-queue, reconcile, every 30 s\n"
+        "gateway shared (live), steps renewals, refund-queue, reconcile, events, every 30 s\n"
     )
     assert out == "stopping (SIGTERM): finishing the current step\nstopped after 1 pass\n"
 
@@ -418,7 +418,10 @@ def test_worker_steps_and_a_held_lease(seeded_sqlite: Seeded, run: Any) -> None:
     assert leases.holder("charges") is None, "released after each step"
     bad = run(*PLUGIN, "worker", "--once", "--steps", "renewal", store=url)
     assert bad.returncode == 2
-    assert "no worker step 'renewal'; the steps are renewals, refund-queue, reconcile" in bad.stderr
+    assert (
+        "no worker step 'renewal'; the steps are renewals, refund-queue, reconcile, events"
+        in bad.stderr
+    )
 
 
 def test_reconcile_prints_checked_resolved_and_still_unknown(seeded: Seeded) -> None:

@@ -494,6 +494,17 @@ def test_events_refuse_a_naive_instant() -> None:
 
 
 # -- docs/hooks.md ------------------------------------------------------------------------------
+def _annotation(cls: type, name: str) -> object:
+    """A field's annotation as written (a string, under ``from __future__ import annotations``):
+    not ``attrs.fields(cls).type``, which cattrs replaces by the resolved type once an event has
+    been serialized (the outbox does), so the rendering would depend on the tests run before."""
+    for klass in cls.__mro__:
+        annotations = vars(klass).get("__annotations__", {})
+        if name in annotations:
+            return annotations[name]
+    raise AssertionError(f"{cls.__name__}.{name} has no annotation")
+
+
 def render_reference() -> str:
     """The generated part of docs/hooks.md: each hook's signature, options and docstring."""
     out: list[str] = []
@@ -514,7 +525,9 @@ def render_reference() -> str:
         out += [inspect.getdoc(function) or "", ""]
         event = typing.get_type_hints(function).get("event")
         if isinstance(event, type) and attrs.has(event):
-            fields = ", ".join(f"`{f.name}: {f.type}`" for f in attrs.fields(event))
+            fields = ", ".join(
+                f"`{f.name}: {_annotation(event, f.name)}`" for f in attrs.fields(event)
+            )
             out += [f"`{event.__name__}` ({event.__module__}): {fields}.", ""]
     return "\n".join(out).rstrip() + "\n"
 

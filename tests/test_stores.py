@@ -53,6 +53,7 @@ TABLES = {
     "credit_memos",
     "coupon_redemptions",
     "tax_profiles",
+    "outbox",
 }
 T0 = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
 

@@ -3,7 +3,7 @@
 A step is an object with a ``name``, a ``lease`` and ``run(context)`` returning its counts.
 ``lease`` names the step lease it runs under (see ``leases``): steps sharing a lease name never
 run at the same time anywhere on the database; ``None`` means the step is safe to run in every
-worker at once. ``DEFAULT_STEPS`` is the pass: renewals, the refund queue, reconcile. Invoicing
+worker at once. ``DEFAULT_STEPS`` is the pass: renewals, the refund queue, reconcile, events. Invoicing
 and collection, when the engine grows them, are steps of their own inserted between renewals
 and the refund queue (invoice what renewed, collect what was invoiced, then retry refunds and
 reconcile what is in doubt); ``Worker(steps=...)`` and ``billing-core worker --steps`` take any
@@ -25,9 +25,13 @@ What each step guarantees when several workers share one database:
   unknown and records the answer. It shares the renewals' lease because a renewal's charge is
   written ahead as ``unknown`` while its gateway call runs: reconciling it then would race the
   worker that is waiting for the answer.
+* ``events`` (no lease): ``deliver_events`` in batches until nothing due is left: the events
+  whose listener failed (after their backoff) or whose deliverer died (after its lease). Every
+  event is claimed with its own lease, so workers split the outbox; delivery is at least once.
 
 Steps read results only through ``renewed``, ``claimed``/``succeeded``/``retry_later``/
-``gave_up``/``unknown`` and ``checked``/``resolved``/``still_unknown``.
+``gave_up``/``unknown``, ``checked``/``resolved``/``still_unknown`` and
+``claimed``/``delivered``/``failed``.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from ..rules.permissions import Actor
 __all__ = [
     "CHARGES_LEASE",
     "DEFAULT_STEPS",
+    "Events",
     "Reconcile",
     "RefundQueue",
     "Renewals",
@@ -125,14 +130,33 @@ class Reconcile:
         }
 
 
-DEFAULT_STEPS: tuple[Step, ...] = (Renewals(), RefundQueue(), Reconcile())
+@attrs.frozen
+class Events:
+    name: str = "events"
+    lease: str | None = None
+    batch: int = 100
+
+    def run(self, context: StepContext) -> Mapping[str, int]:
+        totals = dict.fromkeys(("claimed", "delivered", "failed"), 0)
+        while not context.stopping():
+            result = context.engine.deliver_events(limit=self.batch, actor=context.actor)
+            totals["claimed"] += result.claimed
+            totals["delivered"] += result.delivered
+            totals["failed"] += len(result.failed)
+            if result.claimed < self.batch:
+                break
+            context.progress(totals)
+        return totals
+
+
+DEFAULT_STEPS: tuple[Step, ...] = (Renewals(), RefundQueue(), Reconcile(), Events())
 """One pass, in order. Invoicing and collection go between renewals and the refund queue."""
 
 
 def choose_steps(names: Sequence[str] | None, *, batch: int = 100) -> tuple[Step, ...]:
     """The default steps named in ``names`` (all of them for ``None``), in pass order."""
     steps = tuple(
-        attrs.evolve(step, batch=batch) if isinstance(step, RefundQueue) else step
+        attrs.evolve(step, batch=batch) if isinstance(step, RefundQueue | Events) else step
         for step in DEFAULT_STEPS
     )
     if names is None:

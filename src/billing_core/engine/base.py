@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -17,7 +18,7 @@ from ..model import Customer, InvoiceLine, Subscription, Transaction
 from ..plugins.events import Event
 from ..plugins.manager import GatewayMode, Plugins, gateway_mode
 from ..plugins.protocols import CertificateProvider, PaymentGateway, Store
-from ..plugins.records import AuditEntry, QueueEntry
+from ..plugins.records import AuditEntry, OutboxEvent, QueueEntry
 from ..rules.permissions import DEFAULT_POLICY, SYSTEM_ACTOR, Actor, PermissionPolicy
 from ..rules.refunds import RefundPolicy
 from ..rules.retry import RetryPolicy
@@ -26,6 +27,7 @@ from .context import EngineContext, new_id
 from .guards import actor as _actor
 from .guards import ident
 from .idempotency import run_idempotent
+from .outbox import Delivery, Outbox
 
 __all__ = ["EngineBase"]
 
@@ -56,6 +58,7 @@ class EngineBase:
         worker_id: str | None = None,
         ids: Callable[[str], str] | None = None,
         lease_seconds: int = 300,
+        keep_events: int = 1000,
     ) -> None:
         if plugins is not None and settings is not None:
             raise ConfigurationError(
@@ -89,10 +92,23 @@ class EngineBase:
         else:
             provider = certificate_provider
         self.permissions = permissions
-        self.events: list[Event] = []
-        self.event_errors: list[tuple[Event, Exception]] = []
-        self.ctx = EngineContext(
+        worker = worker_id or f"{socket.gethostname()}:{os.getpid()}"
+        self.outbox = Outbox(
             store=self.store,
+            plugins=self.plugins,
+            now=self._now,
+            worker_id=worker,
+            ids=ids or new_id,
+            lease_seconds=lease_seconds,
+            keep_events=keep_events,
+        )
+        self.events: deque[Event] = self.outbox.events
+        """The last ``keep_events`` events this engine committed (oldest first), delivered or
+        not: a convenience for tests and consoles; the outbox (``outbox_events``) is the record."""
+        self.event_errors: deque[tuple[Event, Exception]] = self.outbox.errors
+        """The last ``keep_events`` listener failures, as ``(event, exception)``."""
+        self.ctx = EngineContext(
+            store=self.outbox.store,
             gateways=gateways,
             default_gateway=default.name,
             certificate_provider=provider,
@@ -100,7 +116,7 @@ class EngineBase:
             refund_policy=refund_policy or RefundPolicy(),
             retry_policy=retry_policy or RetryPolicy(),
             notify_emails=tuple(notify_emails),
-            worker_id=worker_id or f"{socket.gethostname()}:{os.getpid()}",
+            worker_id=worker,
             emit=self._emit,
             ids=ids or new_id,
             lease_seconds=lease_seconds,
@@ -118,15 +134,18 @@ class EngineBase:
     def certificate_provider(self) -> CertificateProvider:
         return self.ctx.certificates()
 
+    def _now(self) -> datetime:
+        return self.ctx.now()
+
     def _emit(self, event: Event) -> None:
-        """Tell the plugins. A listener that raises is logged and kept in ``event_errors``: the
-        money has already moved and been recorded, so the caller must get its result."""
-        self.events.append(event)
-        try:
-            self.plugins.emit(event)
-        except Exception as exc:
-            self.event_errors.append((event, exc))
-            _log.exception("a billing_core plugin failed on %s", type(event).__name__)
+        """Record ``event`` in the outbox, in the store session open for this call (see
+        ``engine.outbox``): the listeners get it after that session commits and the call ends.
+        A listener that raises is logged, kept in ``event_errors`` and retried later: the money
+        has already moved and been recorded, so the caller must get its result."""
+        self.outbox.record(event)
+
+    def _deliver(self, limit: int) -> Delivery:
+        return self.outbox.deliver(limit=limit)
 
     def _once(
         self,
@@ -163,6 +182,32 @@ class EngineBase:
     ) -> R:
         """Steps 2 to 4 of the guard path (``engine.guards``; step 1, bad input, is done by the
         caller), then ``body``, once per idempotency key when ``keyed_by=(key, params, type)``."""
+        with self.outbox.scope():  # its events reach the listeners once it has ended
+            return self._guarded_call(
+                method,
+                who,
+                deny,
+                body,
+                customer_id=customer_id,
+                subscription_id=subscription_id,
+                subject=subject,
+                also=also,
+                keyed_by=keyed_by,
+            )
+
+    def _guarded_call(
+        self,
+        method: str,
+        who: Actor,
+        deny: Callable[[Decision], R],
+        body: Callable[[], R],
+        *,
+        customer_id: str | None,
+        subscription_id: str | None,
+        subject: str | None,
+        also: str | None,
+        keyed_by: tuple[str, Mapping[str, Any], type[R]] | None,
+    ) -> R:
         denial = self.guard.permit(who, method)
         if denial is None and also is not None:
             denial = self.guard.permit(who, method, action=also)
@@ -234,6 +279,16 @@ class EngineBase:
         self._read("refund_queue", actor)
         with self.store.session() as s:
             return s.list_queue()
+
+    def outbox_events(
+        self, *, pending: bool | None = None, limit: int | None = None, actor: Actor | None = None
+    ) -> list[OutboxEvent]:
+        """The event outbox in sequence order (``pending=True``: not delivered yet; ``False``:
+        delivered), each with its delivery record: ``delivered_at``, ``attempts``,
+        ``last_error``, ``next_attempt_at``."""
+        self._read("outbox_events", actor)
+        with self.store.session() as s:
+            return s.list_outbox(pending=pending, limit=limit)
 
     def audit_log(
         self, *, subject_id: str | None = None, actor: Actor | None = None

@@ -90,6 +90,7 @@ METHOD_ACTIONS: Final[Mapping[str, Action]] = {
     "refund_order": Action.REFUND_TRANSACTION,
     "process_refund_queue": Action.PROCESS_REFUND_QUEUE,
     "reconcile": Action.RECONCILE,
+    "deliver_events": Action.DELIVER_EVENTS,
     "request_certificate_cancellation": Action.CANCEL_CERTIFICATE,
     "record_usage": Action.RECORD_USAGE,
     "close_metered_period": Action.CLOSE_METERED_PERIOD,
@@ -125,6 +126,7 @@ METHOD_ACTIONS: Final[Mapping[str, Action]] = {
     "invoices": Action.VIEW_BILLING,
     "tax_profile": Action.VIEW_BILLING,
     "render_invoice": Action.VIEW_BILLING,
+    "outbox_events": Action.VIEW_BILLING,
 }
 """The permission-policy action of every public ``BillingEngine`` method."""
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
+from ..errors import InvalidValueError
 from ..model import UsageEvent
 from ..rules.permissions import SYSTEM_ACTOR, Actor
 from ..timeutil import require_aware
@@ -16,6 +17,7 @@ from .base import EngineBase
 from .guards import actor as _actor
 from .idempotency import recover_keys
 from .results import (
+    DeliveryResult,
     JobOutcome,
     QueueRunResult,
     ReconcileResult,
@@ -86,6 +88,30 @@ class EngineJobs(EngineBase):
             lease_seconds=self.ctx.lease_seconds,
         )
         return result
+
+    def deliver_events(self, *, limit: int = 100, actor: Actor | None = None) -> DeliveryResult:
+        """Deliver up to ``limit`` due events from the outbox to the listeners, oldest first:
+        events whose listener failed (after their backoff) and events whose deliverer died
+        (after its lease). Events are delivered after each engine call anyway; a worker runs
+        this to retry (``billing-core worker``'s ``events`` step)."""
+        who = SYSTEM_ACTOR if actor is None else _actor(actor)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise InvalidValueError("must be an int of at least 0", field="limit", value=limit)
+
+        def body() -> DeliveryResult:
+            done = self._deliver(limit)
+            return DeliveryResult(
+                claimed=done.claimed, delivered=done.delivered, failed=done.failed
+            )
+
+        return self._guarded(
+            "deliver_events",
+            who,
+            lambda d: DeliveryResult(
+                outcome=JobOutcome.DENIED, reason=str(d.reason), explanation=d.explanation
+            ),
+            body,
+        )
 
     # -- usage -------------------------------------------------------------------------------------
     def record_usage(

@@ -30,6 +30,7 @@ __all__ = [
     "CloseResult",
     "CustomerOutcome",
     "CustomerResult",
+    "DeliveryResult",
     "InventoryOutcome",
     "InventoryResult",
     "JobOutcome",
@@ -208,6 +209,30 @@ class QueueRunResult:
     outcome: JobOutcome = JobOutcome.DONE
     reason: str | None = None
     explanation: str = attrs.field(default=attrs.Factory(_queue_explanation, takes_self=True))
+
+
+def _delivery_explanation(r: DeliveryResult) -> str:
+    if r.outcome is JobOutcome.DENIED:
+        return "No event was delivered."
+    return f"Claimed {_plural(r.claimed, 'due event')}: {r.delivered} delivered" + (
+        f", {len(r.failed)} failed and will be tried again ({_failures(r.failed)})."
+        if r.failed
+        else "."
+    )
+
+
+@attrs.frozen(kw_only=True)
+class DeliveryResult:
+    """One pass of ``deliver_events``: the due events claimed from the outbox, how many the
+    listeners took, and the (event id, error) of each that a listener refused (due again after
+    a backoff)."""
+
+    claimed: int = 0
+    delivered: int = 0
+    failed: tuple[tuple[str, str], ...] = ()
+    outcome: JobOutcome = JobOutcome.DONE
+    reason: str | None = None
+    explanation: str = attrs.field(default=attrs.Factory(_delivery_explanation, takes_self=True))
 
 
 def _reconcile_explanation(r: ReconcileResult) -> str:

@@ -5,9 +5,11 @@ The engine builds an event and hands it to ``Plugins.emit(event)``, which calls 
 implements the hook and receives the typed object, so mypy checks it, and the engine's calls stay
 stable when an event gains a field (new fields are added with defaults, never removed).
 
-Every event carries ``at``: the aware instant it happened, read from the engine's clock. Events
-are emitted after the unit of work that produced them has been committed, so a listener sees the
-records in the store.
+Every event carries ``at``: the aware instant it happened, read from the engine's clock. The
+engine records each event in its store's outbox, in the unit of work that produced it, and hands
+it to the listeners after that unit of work has committed (at least once, retried while a
+listener raises; see ``billing_core.engine.outbox``), so a listener sees the records in the store
+and holds no lock. Each event class round-trips through ``billing_core.serialization``.
 
 * ``RefundIssued`` (``billing_core_refund_issued``): a refund succeeded at the gateway;
 * ``VoidIssued`` (``billing_core_void_issued``): a void succeeded at the gateway;

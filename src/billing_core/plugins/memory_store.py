@@ -35,6 +35,15 @@ from ..model import (
     UsageEvent,
 )
 from ..wallets import Wallet
+from ._outbox_common import (
+    check_outbox_claim,
+    check_outbox_event,
+    check_outbox_mark,
+    outbox_claimed,
+    outbox_delivered,
+    outbox_failed,
+    outbox_is_due,
+)
 from ._store_common import (
     check_audit_entry,
     check_claim,
@@ -56,6 +65,7 @@ from .records import (
     IdempotencyRecord,
     IdempotencyState,
     MeteredClose,
+    OutboxEvent,
     QueueEntry,
     QueueState,
 )
@@ -75,6 +85,7 @@ _TABLES = (
     "wallets",
     "blocklist",
     *INVOICE_TABLES,
+    "outbox",
 )
 
 
@@ -342,6 +353,77 @@ class _MemorySession(MemoryInvoiceTables):
 
     def audit_log(self, *, subject_id: str | None = None) -> list[AuditEntry]:
         return [e for e in self._read("audit") if subject_id is None or e.subject_id == subject_id]
+
+    # -- event outbox -------------------------------------------------------------------------
+    def add_outbox_event(self, event: OutboxEvent) -> OutboxEvent:
+        check_outbox_event(event)
+        table = self._read("outbox")
+        if event.id in table:
+            raise ConflictError(
+                f"an outbox event with id {event.id!r} already exists",
+                field="event.id",
+                value=event.id,
+            )
+        last = next(reversed(table.values()), None)
+        stored = attrs.evolve(event, sequence=1 if last is None else last.sequence + 1)
+        self._write("outbox")[event.id] = stored
+        return stored
+
+    def claim_outbox(
+        self,
+        *,
+        now: datetime,
+        worker: str,
+        lease_seconds: int,
+        limit: int,
+        ids: Iterable[str] | None = None,
+    ) -> list[OutboxEvent]:
+        wanted = check_outbox_claim(now, worker, lease_seconds, limit, ids)
+        due = [
+            e
+            for e in self._read("outbox").values()
+            if outbox_is_due(e, now) and (wanted is None or e.id in wanted)
+        ][:limit]
+        result = [
+            outbox_claimed(e, now=now, worker=worker, lease_seconds=lease_seconds) for e in due
+        ]
+        if result:
+            table = self._write("outbox")
+            for event in result:
+                table[event.id] = event
+        return result
+
+    def _mark_outbox(self, event_id: str, changed: OutboxEvent | None) -> bool:
+        if changed is None:
+            return False
+        self._write("outbox")[event_id] = changed
+        return True
+
+    def mark_outbox_delivered(self, event_id: str, *, worker: str, at: datetime) -> bool:
+        check_outbox_mark(event_id, worker, at)
+        event = self._read("outbox").get(event_id)
+        changed = None if event is None else outbox_delivered(event, worker=worker, at=at)
+        return self._mark_outbox(event_id, changed)
+
+    def mark_outbox_failed(
+        self, event_id: str, *, worker: str, error: str, retry_at: datetime
+    ) -> bool:
+        check_outbox_mark(event_id, worker, retry_at)
+        event = self._read("outbox").get(event_id)
+        changed = (
+            None
+            if event is None
+            else outbox_failed(event, worker=worker, error=error, retry_at=retry_at)
+        )
+        return self._mark_outbox(event_id, changed)
+
+    def list_outbox(
+        self, *, pending: bool | None = None, limit: int | None = None
+    ) -> list[OutboxEvent]:
+        events = [
+            e for e in self._read("outbox").values() if pending is None or e.pending == pending
+        ]
+        return events if limit is None else events[:limit]
 
 
 class MemoryStore:

@@ -58,6 +58,7 @@ from .records import (
     CreditMemo,
     IdempotencyRecord,
     MeteredClose,
+    OutboxEvent,
     QueueEntry,
     QueueState,
     TaxProfile,
@@ -406,6 +407,46 @@ class StoreSession(Protocol):
     # audit log: append-only
     def append_audit(self, entry: AuditEntry) -> None: ...
     def audit_log(self, *, subject_id: str | None = None) -> list[AuditEntry]: ...
+
+    # event outbox: events recorded with the change they describe, delivered after commit
+    def add_outbox_event(self, event: OutboxEvent) -> OutboxEvent:
+        """Record a new pending event; returns it with the ``sequence`` the store assigned
+        (increasing in insertion order). ``ConflictError`` if the id exists."""
+        ...
+
+    def claim_outbox(
+        self,
+        *,
+        now: datetime,
+        worker: str,
+        lease_seconds: int,
+        limit: int,
+        ids: Iterable[str] | None = None,
+    ) -> list[OutboxEvent]:
+        """Claim up to ``limit`` due events (pending, ``next_attempt_at`` not after ``now``;
+        only those in ``ids`` when given), in ``sequence`` order: each gets ``claimed_by=worker``
+        and ``next_attempt_at = now + lease_seconds``. Two deliverers never claim one event
+        while a lease is live (``FOR UPDATE SKIP LOCKED`` on PostgreSQL)."""
+        ...
+
+    def mark_outbox_delivered(self, event_id: str, *, worker: str, at: datetime) -> bool:
+        """The claimed event was delivered: ``delivered_at=at``, one more attempt, unclaimed.
+        Writes nothing and answers False unless ``worker`` holds the claim."""
+        ...
+
+    def mark_outbox_failed(
+        self, event_id: str, *, worker: str, error: str, retry_at: datetime
+    ) -> bool:
+        """A listener failed on the claimed event: one more attempt, ``last_error=error``, due
+        again at ``retry_at``. Writes nothing and answers False unless ``worker`` holds it."""
+        ...
+
+    def list_outbox(
+        self, *, pending: bool | None = None, limit: int | None = None
+    ) -> list[OutboxEvent]:
+        """The events in ``sequence`` order: the pending ones (``pending=True``), the delivered
+        ones (``False``) or all; the first ``limit`` of them."""
+        ...
 
 
 @runtime_checkable

@@ -12,6 +12,11 @@
   engine call, ``owner`` plus a random ``token``), a lease (``lease_until``) and the ids of the
   transactions the call wrote ahead (``written_ahead``), from which a stuck key is taken over.
 * ``AuditEntry``: one line of the append-only audit log: who did what to which record, when.
+* ``OutboxEvent``: one engine event in the outbox: recorded in the transaction of the change it
+  describes, delivered to the listeners after commit (``delivered_at`` set), retried with
+  backoff (``attempts``, ``last_error``, ``next_attempt_at``) while a listener fails. A
+  deliverer claims an event by setting ``claimed_by`` and moving ``next_attempt_at`` to the end
+  of its lease, so two deliverers never hold one event at once.
 * ``MeteredClose``: a metered period of one subscription and metric that was closed, and the
   answer of that close. Its key ``(subscription_id, metric, start, end)`` is unique in a store,
   so a period is billed once whatever idempotency key a second close carries.
@@ -42,6 +47,7 @@ __all__ = [
     "IdempotencyRecord",
     "IdempotencyState",
     "MeteredClose",
+    "OutboxEvent",
     "QueueEntry",
     "QueueState",
     "TaxProfile",
@@ -213,3 +219,26 @@ class TaxProfile:
     customer_id: str
     tax_ids: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     exemptions: tuple[TaxExemption, ...] = attrs.field(default=(), converter=_documents)
+
+
+@attrs.frozen(kw_only=True)
+class OutboxEvent:
+    """An event in the outbox. ``name`` is the event's class name (``"RefundGaveUp"``),
+    ``payload`` its JSON form (``billing_core.serialization``); ``sequence`` is assigned by the
+    store when the event is added (increasing in insertion order). Pending while
+    ``delivered_at`` is None; due once ``next_attempt_at`` is not after now."""
+
+    id: str
+    name: str
+    payload: Mapping[str, Any]
+    created_at: datetime
+    next_attempt_at: datetime
+    sequence: int | None = None
+    delivered_at: datetime | None = None
+    attempts: int = 0  # deliveries tried (the one that succeeded included)
+    last_error: str = ""
+    claimed_by: str | None = None  # the deliverer holding it until next_attempt_at
+
+    @property
+    def pending(self) -> bool:
+        return self.delivered_at is None

@@ -1,7 +1,8 @@
 """The SQL store's tables, as SQLAlchemy Core ``Table`` objects (the shape the migrations create:
 0001 the records, 0002 ``metered_closes``, 0003 an index on the idempotency keys, 0004
 ``wallets`` and ``blocklist`` (``sql_collection``), 0005 ``invoices``, ``invoice_counters``,
-``credit_memos``, ``coupon_redemptions``, ``tax_profiles`` and the pending state of ``invoice_lines``).
+``credit_memos``, ``coupon_redemptions``, ``tax_profiles`` and the pending state of
+``invoice_lines``, 0006 ``outbox``).
 
 Every record is kept whole as its exact JSON form (``billing_core.serialization``) in a ``data``
 text column: decimals keep their digits and trailing zeros, datetimes their offset and IANA zone.
@@ -17,6 +18,8 @@ Beside it sit the columns the store queries, orders or constrains on:
 ``audit_log`` is append-only: a trigger rejects UPDATE and DELETE (on PostgreSQL also TRUNCATE).
 ``metered_closes`` has a unique key ``(subscription_id, metric_key, start_utc, end_utc)``
 (``metric_key`` is ``""`` for every metric), so a period is closed once.
+``outbox`` holds the engine's events until their listeners have them: ``sequence`` is its
+integer key in insertion order, ``payload`` the event's JSON form (see ``sql_outbox``).
 
 Also here, the database side of the store: ``make_engine`` (SQLite with ``BEGIN IMMEDIATE``, WAL
 and a busy timeout; PostgreSQL through psycopg 3), ``upgrade`` (the Alembic migrations in
@@ -73,6 +76,7 @@ __all__ = [
     "make_engine",
     "metadata",
     "metered_closes",
+    "outbox",
     "refund_queue",
     "subscriptions",
     "tax_profiles",
@@ -293,6 +297,23 @@ audit_log = sa.Table(
     sa.Column("action", sa.String, nullable=False),
     sa.Column("subject_id", sa.String, nullable=False, index=True),
     sa.Column("data", sa.Text, nullable=False),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("sequence", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("id", sa.String, nullable=False, unique=True),
+    sa.Column("name", sa.String, nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("delivered_at", UtcDateTime, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("last_error", sa.Text, nullable=False),
+    sa.Column("next_attempt_at", UtcDateTime, nullable=False),
+    sa.Column("claimed_by", sa.String, nullable=True),
+    # the pending events, by when they are due (migration 0006)
+    sa.Index("ix_outbox_delivered_at_next_attempt_at", "delivered_at", "next_attempt_at"),
 )
 
 

@@ -70,6 +70,7 @@ from .records import (
 )
 from .sql_collection import CollectionSessionMixin
 from .sql_invoices import SqlInvoiceTables
+from .sql_outbox import SqlOutbox
 from .sql_schema import (
     MIGRATIONS,
     audit_log,
@@ -99,9 +100,10 @@ _CLOSE_KEY = ("subscription_id", "metric_key", "start_utc", "end_utc")  # metere
 
 
 # -- the session -----------------------------------------------------------------------------
-class _SqlSession(CollectionSessionMixin, SqlInvoiceTables):
+class _SqlSession(CollectionSessionMixin, SqlInvoiceTables, SqlOutbox):
     """One unit of work on a ``SqlStore``: a transaction (or a savepoint) on one connection
-    (wallets and blocklists: ``sql_collection``; invoice tables: ``sql_invoices``)."""
+    (wallets and blocklists: ``sql_collection``; invoice tables: ``sql_invoices``; the event
+    outbox: ``sql_outbox``)."""
 
     def __init__(self, store: SqlStore, conn: Connection) -> None:
         self._conn = conn

@@ -74,6 +74,7 @@ class Action(enum.StrEnum):
     CLOSE_METERED_PERIOD = "close_metered_period"
     PROCESS_REFUND_QUEUE = "process_refund_queue"
     RECONCILE = "reconcile"
+    DELIVER_EVENTS = "deliver_events"
     VIEW_BILLING = "view_billing"
     MANAGE_INSTRUMENTS = "manage_instruments"
     MANAGE_BLOCKLIST = "manage_blocklist"
@@ -189,6 +190,7 @@ DEFAULT_POLICY: Final = PermissionPolicy(
         Action.MANAGE_BLOCKLIST: (Role.ADMIN,),
         Action.ISSUE_INVOICES: _JOBS,
         Action.MANAGE_INVOICES: _BOTH,
+        Action.DELIVER_EVENTS: _JOBS,
     },
     labels={
         Action.BLOCKLIST_CUSTOMER: "blocklist a customer",
@@ -210,6 +212,7 @@ DEFAULT_POLICY: Final = PermissionPolicy(
         Action.CLOSE_METERED_PERIOD: "close a metered period",
         Action.PROCESS_REFUND_QUEUE: "run the refund retry queue",
         Action.RECONCILE: "reconcile unknown outcomes",
+        Action.DELIVER_EVENTS: "deliver pending events to the listeners",
         Action.VIEW_BILLING: "read the billing records",
         Action.MANAGE_INSTRUMENTS: "manage a customer's payment instruments",
         Action.MANAGE_BLOCKLIST: "add or lift a blocklist entry",

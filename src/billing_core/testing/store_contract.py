@@ -26,7 +26,9 @@ second insert a ``ConflictError``, concurrent inserts of one period: exactly one
 (round trips, a number belongs to one invoice), pending invoice lines taken once
 (``take_pending_lines``; a rolled back take leaves them pending) and gapless numbering per
 prefix (``next_invoice_number``; a rolled back number is given again; concurrent issuers share
-no line and no number).
+no line and no number); the event outbox (events added with their session and rolled back with it, a store-assigned
+increasing ``sequence``, ``claim_outbox`` of due events in sequence order with leases, marks
+written only by the claim's holder, concurrent deliverers never claiming one event twice).
 
 What the suite expects beyond the Protocol's signatures:
 
@@ -47,6 +49,7 @@ from __future__ import annotations
 from ._store_collection_contract import CollectionContract
 from ._store_invoice_contract import InvoiceContract
 from ._store_metered_contract import MeteredCloseContract
+from ._store_outbox_contract import OutboxContract
 from ._store_record_contract import RecordContract, assert_same
 from ._store_work_contract import WorkContract
 
@@ -54,6 +57,11 @@ __all__ = ["StoreContract", "assert_same"]
 
 
 class StoreContract(
-    RecordContract, WorkContract, MeteredCloseContract, CollectionContract, InvoiceContract
+    RecordContract,
+    WorkContract,
+    MeteredCloseContract,
+    CollectionContract,
+    InvoiceContract,
+    OutboxContract,
 ):
     """Subclass in a test module and provide a ``store`` fixture returning an empty ``Store``."""
