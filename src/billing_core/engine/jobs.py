@@ -11,7 +11,8 @@ from datetime import datetime
 from ..model import UsageEvent
 from ..rules.permissions import SYSTEM_ACTOR, Actor
 from ..timeutil import require_aware
-from . import refunding, subscriptions
+from . import reconcile as reconciliation
+from . import refund_queue, subscriptions
 from .base import EngineBase
 from .guards import actor as _actor
 from .idempotency import recover_keys
@@ -59,7 +60,7 @@ class EngineJobs(EngineBase):
             lambda d: QueueRunResult(
                 outcome=JobOutcome.DENIED, reason=str(d.reason), explanation=d.explanation
             ),
-            lambda: refunding.process_refund_queue(self.ctx, now=now, limit=limit),
+            lambda: refund_queue.process_refund_queue(self.ctx, now=now, limit=limit),
         )
 
     def reconcile(self, *, actor: Actor | None = None) -> ReconcileResult:
@@ -75,7 +76,7 @@ class EngineJobs(EngineBase):
         )
 
     def _reconcile_and_recover_keys(self) -> ReconcileResult:
-        result = refunding.reconcile(self.ctx)
+        result = reconciliation.reconcile(self.ctx)
         recover_keys(
             self.store,
             now=self.ctx.now(),

@@ -12,9 +12,9 @@ call (``read.status``).
 * Moved on: nothing is written over it. A ``<kind>.late_answer`` audit line keeps the late
   answer and both statuses, and the caller reconciles the answer against what is stored: a
   late ``succeeded`` of a refund or void is still recorded once (the money moved; see
-  ``refunding._record_success``), and so is one of a sale ``reconcile`` had failed; a late
+  ``refund_recording.record_success``), and so is one of a sale ``reconcile`` had failed; a late
   ``unknown``/``pending`` puts a sale or void ``reconcile`` had failed back in doubt (its lookup
-  came before the gateway got the request: ``refunding._reopens``). Every other late answer is
+  came before the gateway got the request: ``refund_recording._reopens``). Every other late answer is
   dropped: the stored state is newer (the gateway's own lookup, or a later call with the key).
 
 The queue adds its fencing token (``QueueEntry.held_by``) on top of this rule for its entry.
