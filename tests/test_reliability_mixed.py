@@ -171,7 +171,7 @@ def _run(
     errors += [
         a["error"] + ": " + a.get("message", "") for a in answers if a.get("outcome") == "error"
     ]
-    outcomes = Counter()
+    outcomes: Counter[str] = Counter()
     for name, n in counts.items():
         outcomes[name.split(":", 1)[-1] if ":" in name else name] += n
     line = (

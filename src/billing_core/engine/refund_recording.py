@@ -44,6 +44,7 @@ from .refund_records import (
 from .results import RefundOutcome, RefundResult
 
 __all__ = [
+    "moved_on_result",
     "queue_first_failure",
     "record_completed",
     "record_in_doubt",
@@ -168,7 +169,7 @@ def _reopens(original: Transaction, stored: Transaction) -> bool:
     )
 
 
-def _moved_on(original: Transaction, stored: Transaction) -> RefundResult:
+def moved_on_result(original: Transaction, stored: Transaction) -> RefundResult:
     """The answer of a call whose record another entry point moved on during its gateway call
     (its late answer was audited, not written): what the store says now."""
     if stored.status is TransactionStatus.COMPLETED:
@@ -216,7 +217,7 @@ def record_in_doubt(
                 detail={"message": outcome.message},
             )
     if not (unchanged or reopened):
-        return _moved_on(original, current)
+        return moved_on_result(original, current)
     return RefundResult(
         transaction_id=record.parent_id or "",
         outcome=RefundOutcome.UNKNOWN,
@@ -249,7 +250,7 @@ def record_void_failed(
                 detail={"status": outcome.status.value, "message": outcome.message},
             )
     if not unchanged:
-        return _moved_on(original, current)
+        return moved_on_result(original, current)
     why = "was never sent" if outcome.status is OutcomeStatus.NOT_SENT else "was declined"
     return RefundResult(
         transaction_id=original.id,
@@ -271,7 +272,7 @@ def queue_first_failure(
         original = locked_parent(s, record)
         current, unchanged = locked_if_unchanged(ctx, s, record, outcome, actor=actor)
         if not unchanged:
-            return _moved_on(original, current)
+            return moved_on_result(original, current)
         failed = attrs.evolve(current, status=TransactionStatus.FAILED)
         s.update_transaction(failed)
         entry = QueueEntry(

@@ -44,8 +44,10 @@ from ..serialization import unstructure
 from .certificate_refunds import certificate_ids, certificate_status, provider_statuses
 from .context import EngineContext, lookup
 from .reconcile import reconcile
+from .recording import locked_if_unchanged
 from .refund_queue import process_refund_queue
 from .refund_recording import (
+    moved_on_result,
     queue_first_failure,
     record_completed,
     record_in_doubt,
@@ -215,7 +217,7 @@ def _record_outcome(
     if record.kind is TransactionKind.VOID:
         nxt = effects.after_void(plan, effects.void_result(status.value, outcome.decline_code))
         if nxt.action is effects.NextAction.REFUND and nxt.step is not None:
-            return _void_became_refund(ctx, plan, record, nxt.step, key=key, actor=actor)
+            return _void_became_refund(ctx, plan, record, nxt.step, outcome, key=key, actor=actor)
         return record_void_failed(ctx, record, outcome, actor=actor)
     return queue_first_failure(ctx, record, outcome, actor=actor)
 
@@ -225,17 +227,30 @@ def _void_became_refund(
     plan: effects.OrderRefundPlan,
     void: Transaction,
     step: RefundStep,
+    outcome: GatewayOutcome,
     *,
     key: str,
     actor: str,
 ) -> RefundResult:
-    """The charge settled before the void: release the void, mark settled, refund instead."""
+    """The charge settled before the void: release the void, mark settled, refund instead.
+
+    A compare-and-set like every recording: if the void moved on during its call (its lease ran
+    out and ``reconcile`` failed it, releasing its amount), it is not released twice; the
+    refund is still made when what is left allows it, else the caller is told what is stored."""
     with ctx.store.session() as s:
         original = locked_parent(s, void)
-        current = s.get_transaction(void.id, lock=True) or void
-        released = effects.release_refund(original, current)
-        s.update_transaction(released.record)
-        settled = attrs.evolve(released.original, settled=True, settled_at=ctx.now())
+        current, unchanged = locked_if_unchanged(ctx, s, void, outcome, actor=actor)
+        if unchanged:
+            released = effects.release_refund(original, current)
+            s.update_transaction(released.record)
+            base = released.original
+        elif current.status is TransactionStatus.FAILED and (
+            original.refunded + original.reserved + step.amount <= original.amount
+        ):
+            base = original  # reconcile failed the void and released it already
+        else:
+            return moved_on_result(original, current)
+        settled = attrs.evolve(base, settled=True, settled_at=ctx.now())
         ctx.audit(
             s,
             action="void.settled_meanwhile",
@@ -244,8 +259,8 @@ def _void_became_refund(
             detail={"original": original.id},
         )
         record = _write_ahead(ctx, s, settled, step, key=key, actor=actor, now=ctx.now())
-    outcome = send(ctx, settled, record)
-    return _record_outcome(ctx, plan, record, outcome, key=key, actor=actor)
+    answer = send(ctx, settled, record)
+    return _record_outcome(ctx, plan, record, answer, key=key, actor=actor)
 
 
 def sync_settlement(ctx: EngineContext, transaction_id: str) -> None:

@@ -315,6 +315,7 @@ def _operate(
             amount = Money(rng.choice(spec["charge_amounts"]), CURRENCY)
             key = f"ch-{spec['run']}-{worker}-{i}"
             name, call = "charge", _charge(engine, amount, key)
+            subject = key
         else:
             if i % 5 == 0 or not recent:
                 recent = _recent(payments_file, spec["window"])
@@ -332,6 +333,7 @@ def _operate(
                 calls.append((op, payment, amount_or_none, key))
                 name = op
             call = _refund(engine, op, payment, amount_or_none, key)
+            subject = f"{payment} ({key})"
         try:
             result = call()
         except _EXPECTED_ERRORS as exc:
@@ -339,7 +341,8 @@ def _operate(
             continue
         except Exception as exc:
             counts[f"{name}:{type(exc).__name__}"] += 1
-            errors.append(f"{name}: {type(exc).__name__}: {exc}")
+            where = traceback.format_exception(exc)[-4:-1]
+            errors.append(f"{name} {subject}: {type(exc).__name__}: {exc}\n{''.join(where)}")
             continue
         reason = getattr(result, "reason", None)
         counts[f"{name}:{result.outcome.value}" + (f":{reason}" if reason else "")] += 1
