@@ -131,7 +131,7 @@ def _run(
         "charge_amounts": ["100.00", "150.00", "200.00"],
         "window": 24,
         "replay_rate": 0.1,
-        "loop_pause": 0.02,
+        "loop_pause": 0.05,
         "timeout": 1500,
     }
     started = time.perf_counter()
