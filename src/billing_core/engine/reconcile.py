@@ -19,7 +19,7 @@ from ..plugins.protocols import (
     OutcomeStatus,
 )
 from .context import EngineContext, lookup
-from .recording import locked_if_unchanged
+from .recording import answers_recorded, locked_if_unchanged
 from .refund_queue import register_failure
 from .refund_recording import queue_first_failure, record_completed, record_void_failed
 from .refund_records import (
@@ -51,22 +51,25 @@ def reconcile(ctx: EngineContext) -> ReconcileResult:
     for record in doubtful:
         try:
             gateway = ctx.gateway(record.gateway)
+            with ctx.store.session() as s:  # the fence: a late answer recorded after this
+                seen = answers_recorded(s, record)  # read makes the lookup below stale
             outcome = lookup(gateway, record.id, record.idempotency_key or record.id)
             if outcome.status in DOUBTFUL:
                 still.append(record.id)
                 continue
-            _resolve(ctx, record, outcome)
+            _resolve(ctx, record, outcome, seen)
+            current = stored_transaction(ctx, record.id)
         except Exception as exc:  # one bad record is reported; the others are still reconciled
             _log.exception("reconcile failed on %s", record.id)
             failed.append((record.id, f"{type(exc).__name__}: {exc}"))
             continue
+        if current.status in IN_DOUBT:  # an answer was recorded meanwhile: ask again next time
+            still.append(record.id)
+            continue
         resolved += 1
         ctx.emit(
             OutcomeReconciled(
-                at=ctx.now(),
-                transaction=stored_transaction(ctx, record.id),
-                outcome=outcome,
-                gateway=gateway.name,
+                at=ctx.now(), transaction=current, outcome=outcome, gateway=gateway.name
             )
         )
     return ReconcileResult(
@@ -74,13 +77,17 @@ def reconcile(ctx: EngineContext) -> ReconcileResult:
     )
 
 
-def _resolve(ctx: EngineContext, record: Transaction, outcome: GatewayOutcome) -> None:
+def _resolve(ctx: EngineContext, record: Transaction, outcome: GatewayOutcome, seen: int) -> None:
+    """Record ``outcome`` (looked up after ``seen`` answers were recorded on ``record``). A
+    failure verdict is written only if no answer was recorded since: the lookup may have come
+    before the gateway got a call that then went through (a success is the truth whenever it
+    was heard; a refund written failed is retried with its key by the queue)."""
     actor = ctx.worker_id
     if record.kind in (TransactionKind.REFUND, TransactionKind.VOID):
         if outcome.status is OutcomeStatus.SUCCEEDED:
             record_completed(ctx, record, outcome, actor=actor)
         elif record.kind is TransactionKind.VOID:
-            record_void_failed(ctx, record, outcome, actor=actor)
+            record_void_failed(ctx, record, outcome, actor=actor, answers=seen)
         else:
             with ctx.store.session() as s:
                 entry = s.get_queue_entry(queue_id(record.id))
@@ -89,14 +96,16 @@ def _resolve(ctx: EngineContext, record: Transaction, outcome: GatewayOutcome) -
             else:
                 with ctx.store.session() as s:
                     locked_parent(s, record)
-                    current, unchanged = locked_if_unchanged(ctx, s, record, outcome, actor=actor)
+                    current, unchanged = locked_if_unchanged(
+                        ctx, s, record, outcome, actor=actor, answers=seen
+                    )
                     if unchanged:
                         s.update_transaction(attrs.evolve(current, status=TransactionStatus.FAILED))
                 if unchanged:
                     register_failure(ctx, entry.id, outcome, ctx.now())
         return
     with ctx.store.session() as s:
-        current, unchanged = locked_if_unchanged(ctx, s, record, outcome, actor=actor)
+        current, unchanged = locked_if_unchanged(ctx, s, record, outcome, actor=actor, answers=seen)
         if not unchanged:  # the charge's own answer was recorded meanwhile
             return
         if outcome.status is OutcomeStatus.SUCCEEDED:

@@ -232,12 +232,20 @@ def record_in_doubt(
 
 
 def record_void_failed(
-    ctx: EngineContext, void: Transaction, outcome: GatewayOutcome, *, actor: str
+    ctx: EngineContext,
+    void: Transaction,
+    outcome: GatewayOutcome,
+    *,
+    actor: str,
+    answers: int | None = None,
 ) -> RefundResult:
-    """A void that was declined (not for settlement) or never sent: nothing happened."""
+    """A void that was declined (not for settlement) or never sent: nothing happened.
+    (``answers``: ``reconcile``'s fence, see ``recording.answers_recorded``.)"""
     with ctx.store.session() as s:
         original = locked_parent(s, void)
-        current, unchanged = locked_if_unchanged(ctx, s, void, outcome, actor=actor)
+        current, unchanged = locked_if_unchanged(
+            ctx, s, void, outcome, actor=actor, answers=answers
+        )
         if unchanged:
             released = effects.release_refund(original, current)
             s.update_transaction(released.original)
