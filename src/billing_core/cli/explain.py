@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime
 from typing import TypeVar
 
 from ..decisions import Decision
-from ..engine.refunding import _certificate_ids, _certificate_status
+from ..engine.certificate_refunds import certificate_ids, certificate_status
 from ..errors import BillingError, InvalidValueError
 from ..money import Money
 from ..periods import Period
@@ -65,7 +65,7 @@ def _refund(args: argparse.Namespace) -> int:
     try:
         transaction = engine.transaction(args.transaction_id)
         with engine.store.session() as s:  # the stored statuses; the provider is not asked
-            certificate = _certificate_status(s, _certificate_ids(transaction, None), {})
+            certificate = certificate_status(s, certificate_ids(transaction, None), {})
         amount = (
             None
             if args.amount is None

@@ -1,6 +1,6 @@
 """What a refund by certificate does beyond the money: the certificates and the inventory.
 
-Called once, by ``refunding``, after a refund or void of a transaction has completed (its lines'
+``give_back`` is called once, by ``refund_recording``, after a refund or void of a transaction has completed (its lines'
 ``refunded_quantity`` recorded). ``rules.certificates.refunded_units`` compares the transaction
 before and after and names what was given back; then:
 
@@ -20,13 +20,17 @@ and the inventory is lowered all the same.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
-from ..model import SubscriptionState, Transaction
+import attrs
+
+from ..model import CertificateStatus, SubscriptionState, Transaction
+from ..plugins.protocols import StoreSession
 from ..rules import certificates
 from .certificate_orders import request_certificate_cancellation
 from .context import EngineContext
 
-__all__ = ["give_back"]
+__all__ = ["certificate_ids", "certificate_status", "give_back", "provider_statuses"]
 
 _log = logging.getLogger("billing_core.engine")
 
@@ -84,3 +88,43 @@ def _cancel(ctx: EngineContext, certificate_id: str, *, actor: str) -> None:
                 actor=actor,
                 detail={"error": f"{type(exc).__name__}: {exc}"},
             )
+
+
+def certificate_ids(
+    original: Transaction, certificates: Mapping[int | str, int] | None
+) -> list[str]:
+    """The certificates the refund is for: those on the chosen lines, or on every line."""
+    chosen = {str(k) for k in certificates} if certificates else None
+    return [
+        line.certificate_id
+        for i, line in enumerate(original.lines)
+        if line.certificate_id
+        and (chosen is None or {str(i), line.certificate_id, line.certificate_type} & chosen)
+    ]
+
+
+def provider_statuses(ctx: EngineContext, ids: list[str]) -> dict[str, CertificateStatus]:
+    """What the certificate provider says now (called outside any store session)."""
+    if ctx.certificate_provider is None:
+        return {}
+    return {cid: CertificateStatus(ctx.certificate_provider.status(cid)) for cid in ids}
+
+
+def certificate_status(
+    s: StoreSession, ids: list[str], fresh: Mapping[str, CertificateStatus]
+) -> CertificateStatus | None:
+    """The status that decides the refund: issued wins over pending wins over the rest, so one
+    issued certificate blocks a refund of the lines it is on. The provider's answer wins over
+    the stored record, which is brought up to date."""
+    statuses = []
+    for cid in ids:
+        stored = s.get_certificate(cid)
+        status = fresh.get(cid, stored.status if stored is not None else None)
+        if stored is not None and status is not None and status is not stored.status:
+            s.put_certificate(attrs.evolve(stored, status=status))
+        if status is not None:
+            statuses.append(status)
+    for worst in (CertificateStatus.ISSUED, CertificateStatus.PENDING):
+        if worst in statuses:
+            return worst
+    return statuses[0] if statuses else None

@@ -12,7 +12,8 @@ from ..errors import InvalidValueError
 from ..model import UsageEvent
 from ..rules.permissions import SYSTEM_ACTOR, Actor
 from ..timeutil import require_aware
-from . import invoice_payments, refunding, subscriptions
+from . import invoice_payments, refund_queue, subscriptions
+from . import reconcile as reconciliation
 from .base import EngineBase
 from .guards import actor as _actor
 from .idempotency import recover_keys
@@ -61,7 +62,7 @@ class EngineJobs(EngineBase):
             lambda d: QueueRunResult(
                 outcome=JobOutcome.DENIED, reason=str(d.reason), explanation=d.explanation
             ),
-            lambda: refunding.process_refund_queue(self.ctx, now=now, limit=limit),
+            lambda: refund_queue.process_refund_queue(self.ctx, now=now, limit=limit),
         )
 
     def reconcile(self, *, actor: Actor | None = None) -> ReconcileResult:
@@ -78,7 +79,7 @@ class EngineJobs(EngineBase):
         )
 
     def _reconcile_and_recover_keys(self) -> ReconcileResult:
-        result = refunding.reconcile(self.ctx)
+        result = reconciliation.reconcile(self.ctx)
         # invoice payments whose answer was lost: recorded or released now their sale is known
         invoice_payments.settle_payments_in_flight(self.ctx, actor=SYSTEM_ACTOR.id)
         recover_keys(

@@ -15,18 +15,20 @@ A sale of the term older than the engine's lease is a renewal that died between 
 its subscription write: the term is renewed on that sale (of its sales, the newest one not
 failed), never charged again (``reconcile`` settles the sale's outcome); when every sale of the
 term failed, the subscription goes past due instead (``engine.past_due``). The subscription write itself checks again that the term has not
-moved (``term_moved``), so a term without a charge is renewed once too.
+moved (``renewed_copy``), so a term without a charge is renewed once too.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+import attrs
+
 from ..model import Subscription, Transaction, TransactionKind, TransactionStatus
 from ..plugins.protocols import StoreSession
 from .context import EngineContext
 
-__all__ = ["TermTaken", "claim_term", "term_moved"]
+__all__ = ["TermTaken", "claim_term", "renewed_copy"]
 
 
 class TermTaken(Exception):
@@ -37,12 +39,19 @@ class TermTaken(Exception):
         self.sale = sale
 
 
-def term_moved(s: StoreSession, sub: Subscription) -> bool:
-    """Whether the stored ``sub`` (row locked) left the term the caller read (another caller
-    renewed it). A state change alone (suspended meanwhile) does not count: once charged, the
-    term is renewed."""
+def renewed_copy(s: StoreSession, sub: Subscription, renewed: Subscription) -> Subscription | None:
+    """What to store for the renewal ``renewed`` of ``sub`` (read before the charge): the
+    stored subscription (row locked) moved to the new term, or None when the stored one left
+    the term the caller read (another caller renewed it). Only the renewal's own fields (the
+    term start, the anchor, the inventory charged for) are taken from ``renewed``; whatever
+    an agent changed during the charge (suspended, the renewal inventory of the term after) is
+    kept. A state change does not stop the renewal: once charged, the term is renewed."""
     current = s.get_subscription(sub.id, lock=True)
-    return current is None or current.start != sub.start
+    if current is None or current.start != sub.start:
+        return None
+    return attrs.evolve(
+        current, start=renewed.start, anchor=renewed.anchor, inventory=renewed.inventory
+    )
 
 
 def claim_term(ctx: EngineContext, s: StoreSession, sub: Subscription, sale_key: str) -> None:

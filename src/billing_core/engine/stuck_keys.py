@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from ..model import Transaction, TransactionKind, TransactionStatus
 from ..plugins.protocols import StoreSession
 from ..plugins.records import QueueState
-from .refunding import completed_result, queue_id
+from .refund_records import completed_result, queue_id
 from .results import ChargeOutcome, ChargeResult, RefundOutcome, RefundResult
 
 __all__ = ["recovered"]

@@ -38,7 +38,7 @@ from .certificate_orders import (
 from .charging import charge
 from .context import EngineContext
 from .guards import blocklisted
-from .renewal_claims import TermTaken, claim_term, term_moved
+from .renewal_claims import TermTaken, claim_term, renewed_copy
 from .results import (
     ChargeOutcome,
     InventoryResult,
@@ -428,9 +428,10 @@ def renew_due(ctx: EngineContext, *, actor: str) -> list[RenewalResult]:
                     results.append(unpaid)
                 continue
         with ctx.store.session() as s:
-            if term_moved(s, sub):  # another caller renewed this term meanwhile
+            stored = renewed_copy(s, sub, verdict.subscription)
+            if stored is None:  # another caller renewed this term meanwhile
                 continue
-            s.put_subscription(verdict.subscription)
+            s.put_subscription(stored)
             ctx.audit(
                 s,
                 action="subscription.renewed",
@@ -438,7 +439,7 @@ def renew_due(ctx: EngineContext, *, actor: str) -> list[RenewalResult]:
                 actor=actor,
                 detail={"start": verdict.subscription.start.isoformat()},
             )
-        ctx.emit(SubscriptionRenewed(at=ctx.now(), subscription=verdict.subscription, charge=sale))
+        ctx.emit(SubscriptionRenewed(at=ctx.now(), subscription=stored, charge=sale))
         results.append(
             RenewalResult(
                 subscription_id=sub.id,

@@ -221,6 +221,8 @@ class SharedGateway:
         self._clock = clock or _wall_clock
         self._random = random.Random(seed)
         self._rates: dict[str, list[tuple[Fault | Decline, float]]] = {}
+        self.faults_drawn: Counter[str] = Counter()
+        """The faults this instance met, scripted or drawn, as ``"<operation>:<fault>"``."""
         self._own_engine = not isinstance(url, Engine)
         self._engine = url if isinstance(url, Engine) else make_engine(url)
         self._pg = self._engine.dialect.name == "postgresql"
@@ -420,15 +422,20 @@ class SharedGateway:
             row = conn.execute(pick).first()
             if row is not None:
                 conn.execute(sa.delete(_script).where(_script.c.seq == row.seq))
-                return _decode_step(row.step)
+                return self._met(operation, _decode_step(row.step))
         table = self._rates.get(operation)
         if table:
             draw = self._random.random()
             for step, rate in table:
                 if draw < rate:
-                    return step
+                    return self._met(operation, step)
                 draw -= rate
         return None
+
+    def _met(self, operation: str, step: Step) -> Step:
+        if step is not None:
+            self.faults_drawn[f"{operation}:{_step_name(step)}"] += 1
+        return step
 
     def _be_slow(self) -> None:
         advance = getattr(self._clock, "advance", None)
