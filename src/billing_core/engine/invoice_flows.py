@@ -5,7 +5,8 @@
   are marked taken (``take_pending_lines``), the account's coupons and store credit are applied,
   the number is drawn last (``next_invoice_number``: the counter row is held only until the
   commit), and the invoice is inserted. A crash or an error before the commit leaves the lines
-  pending and gives the number back; a line is never on two invoices.
+  pending and gives the number back; a line is never on two invoices. An invoice with nothing
+  left to pay once issued (credit or coupons covered it) is ``paid`` at once (``settled_at_issue``).
 * **Finalizing** a draft numbers it and computes its totals the same way; **voiding** and
   **paying** go through ``rules.invoice_transitions`` (the table decides every status change).
 * **Payments** are in ``engine.invoice_payments``. **Refunds** of those sales appear on the
@@ -229,7 +230,7 @@ def issue(
                 )
             )
     n = s.next_invoice_number(settings.prefix)  # last: the counter row is held until commit
-    return attrs.evolve(
+    issued = attrs.evolve(
         draft,
         status=decision.becomes,
         number=format_number(settings.prefix, n),
@@ -239,6 +240,18 @@ def issue(
         exemption=exemption,
         totals=totals,
     )
+    return settled_at_issue(issued)
+
+
+def settled_at_issue(invoice: Invoice) -> Invoice:
+    """``invoice`` just issued, ``paid`` when nothing is left to pay (store credit or coupons
+    covered it all, or it totals zero): the table's ``pay_rest`` cell for an open invoice
+    without payments, so an invoice never waits open for a payment of zero."""
+    if invoice.amount_remaining:
+        return invoice
+    settled = transitions.assess(invoice, InvoiceEvent.PAY_REST)
+    assert settled.allowed and settled.becomes is not None  # open, no payments: → paid
+    return attrs.evolve(invoice, status=settled.becomes)
 
 
 def _issue_one(
