@@ -1,0 +1,122 @@
+"""Issue 13, bullet by bullet, the engine half that tests/test_engine_invoices.py left out, on
+memory, a SQLite file and PostgreSQL: a coupon redeemed on one draft (an order) rather than the
+account, a repeating coupon counted down invoice by invoice, an expired coupon refused with
+nothing stored, store credit kept to its currency, and a payment voided at the gateway shown on
+the invoice it paid."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+import test_engine as base
+from billing_core import BillingEngine, Coupon, CreditMemoItem, InvoiceStatus, Money
+from billing_core.engine.invoice_results import InvoiceOutcome
+from billing_core.engine.invoices import InvoiceSettings
+from billing_core.errors import InvalidValueError
+from test_engine_invoices import VAT, _issued, _line, _pending, _subscription, engine, usd
+
+AGENT = base.AGENT
+store_url, clock = base.store_url, base.clock
+__all__ = ["engine"]  # the fixture of tests/test_engine_invoices.py: VAT 20%, customers c1, c2
+
+
+def _redemptions(engine: BillingEngine) -> list[tuple[str | None, int, bool]]:
+    with engine.store.session() as s:
+        found = s.list_coupon_redemptions(customer_id="c1")
+    return [(r.invoice_id, r.periods_applied, r.finished) for r in found]
+
+
+def test_a_coupon_redeemed_on_a_draft_discounts_that_invoice_only(engine: BillingEngine) -> None:
+    engine.invoice_settings = InvoiceSettings(tax_rates=(VAT,), finalize=False)
+    sub = _subscription(engine, "c1", "s1")
+    _pending(engine, sub, _line("10.00"))
+    (draft,) = engine.issue_due_invoices().invoices
+    half = Coupon(id="half", percent_off=Decimal("50"), duration="forever")
+    redeemed = engine.redeem_coupon("c1", half, invoice_id=draft.id, actor=AGENT)
+    assert redeemed.outcome == "redeemed"
+    done = engine.finalize(draft.id, actor=AGENT)
+    assert done.invoice is not None and done.invoice.totals is not None
+    # 10.00 − 50% = 5.00, VAT 20% of 5.00 = 1.00: 6.00
+    t = done.invoice.totals
+    assert (t.discount, t.tax, t.amount_due) == (usd("5.00"), usd("1.00"), usd("6.00"))
+    assert done.invoice.coupons == (half,)  # the redemption is shown on the invoice
+    text = engine.render_invoice(draft.id)
+    assert isinstance(text, str) and "Coupon half (50% off)" in text and "-5.00 USD" in text
+    # forever, but on that order only: the next invoice pays in full
+    _pending(engine, sub, _line("10.00"))
+    (nxt,) = engine.issue_due_invoices().invoices
+    later = engine.finalize(nxt.id, actor=AGENT).invoice
+    assert later is not None and later.totals is not None
+    assert (later.coupons, later.totals.amount_due) == ((), usd("12.00"))
+    # an issued invoice takes no coupon: bad input, nothing stored
+    with pytest.raises(InvalidValueError) as info:
+        engine.redeem_coupon(
+            "c1", Coupon(id="late", percent_off=10), invoice_id=nxt.id, actor=AGENT
+        )
+    assert info.value.field == "$.invoice_id"
+    assert [r[0] for r in _redemptions(engine)] == [draft.id]
+
+
+def test_a_repeating_coupon_discounts_exactly_its_periods(engine: BillingEngine) -> None:
+    engine.invoice_settings = InvoiceSettings()  # no tax: the discount is the whole story
+    sub = _subscription(engine, "c1", "s1")
+    three = Coupon(id="three", percent_off=10, duration="repeating", duration_periods=3)
+    engine.redeem_coupon("c1", three, actor=AGENT)
+    discounts = []
+    for _ in range(4):
+        invoice = engine.invoice(_issued(engine, sub, "20.00"))
+        assert invoice.totals is not None
+        discounts.append(invoice.totals.discount)
+    assert discounts == [usd("2.00")] * 3 + [usd("0.00")]
+    assert _redemptions(engine) == [(None, 3, True)]
+
+
+def test_an_expired_coupon_is_refused_and_nothing_is_stored(engine: BillingEngine) -> None:
+    # the clock is 2026-11-21 (New York); redeem_by is the last day, inclusive
+    old = Coupon(id="old", percent_off=10, redeem_by=date(2026, 11, 20))
+    refused = engine.redeem_coupon("c1", old, actor=AGENT)
+    assert (refused.outcome, refused.reason) == ("denied", "coupon_expired")
+    assert _redemptions(engine) == []
+    today = Coupon(id="today", percent_off=10, redeem_by=date(2026, 11, 21))
+    assert engine.redeem_coupon("c1", today, actor=AGENT).outcome == "redeemed"
+
+
+def test_store_credit_pays_only_invoices_in_its_currency(engine: BillingEngine) -> None:
+    engine.invoice_settings = InvoiceSettings()
+    sub = _subscription(engine, "c1", "s1")
+    euros = CreditMemoItem(description="goodwill", quantity=1, unit_price=Money("5.00", "EUR"))
+    engine.create_credit_memo("c1", [euros], idempotency_key="cm", actor=AGENT)
+    dollars = engine.invoice(_issued(engine, sub, "10.00"))
+    assert dollars.totals is not None
+    assert (dollars.totals.credit_applied, dollars.totals.amount_due) == (
+        usd("0.00"),
+        usd("10.00"),
+    )
+    _pending(engine, sub, _line("8.00", currency="EUR"))
+    (eur_invoice,) = engine.issue_due_invoices().invoices
+    assert eur_invoice.totals is not None
+    assert (eur_invoice.totals.credit_applied, eur_invoice.totals.amount_due) == (
+        Money("5.00", "EUR"),
+        Money("3.00", "EUR"),
+    )
+
+
+def test_a_payment_voided_at_the_gateway_shows_on_its_invoice(engine: BillingEngine) -> None:
+    invoice_id = _issued(engine, _subscription(engine, "c1", "s1"), "10.00")  # 12.00 with VAT
+    paid = engine.pay_invoice(invoice_id, amount=usd("5.00"), idempotency_key="p", actor=AGENT)
+    assert paid.transaction_id is not None
+    # not settled yet (the sandbox settles after a day): a whole refund is a void
+    back = engine.refund_transaction(paid.transaction_id, idempotency_key="v", actor=AGENT)
+    assert back.outcome == "voided"
+    shown = engine.invoice(invoice_id)
+    assert (shown.amount_paid, shown.amount_refunded, shown.amount_remaining) == (
+        usd("5.00"),
+        usd("5.00"),
+        usd("7.00"),
+    )
+    assert not shown.has_payments and shown.status is InvoiceStatus.OPEN
+    voided = engine.void_invoice(invoice_id, actor=AGENT)  # no money held on it any more
+    assert voided.outcome is InvoiceOutcome.VOIDED
