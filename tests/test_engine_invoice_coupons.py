@@ -12,7 +12,14 @@ from decimal import Decimal
 import pytest
 
 import test_engine as base
-from billing_core import BillingEngine, Coupon, CreditMemoItem, InvoiceStatus, Money
+from billing_core import (
+    BillingEngine,
+    Coupon,
+    CreditMemoItem,
+    InvoiceStatus,
+    Money,
+    TaxExemption,
+)
 from billing_core.engine.invoice_results import InvoiceOutcome
 from billing_core.engine.invoices import InvoiceSettings
 from billing_core.errors import InvalidValueError
@@ -120,3 +127,31 @@ def test_a_payment_voided_at_the_gateway_shows_on_its_invoice(engine: BillingEng
     assert not shown.has_payments and shown.status is InvoiceStatus.OPEN
     voided = engine.void_invoice(invoice_id, actor=AGENT)  # no money held on it any more
     assert voided.outcome is InvoiceOutcome.VOIDED
+
+
+@pytest.mark.parametrize(
+    ("status", "valid_until", "exempt"),
+    [
+        ("valid", date(2026, 11, 21), True),  # its last day is the issue date: still exempt
+        ("valid", date(2026, 11, 20), False),  # past its expiry date
+        ("valid", None, True),
+        ("new", None, False),
+        ("in_review", date(2027, 1, 1), False),
+        ("expired", None, False),
+    ],
+)
+def test_the_documents_status_and_expiry_decide_the_tax(
+    engine: BillingEngine, status: str, valid_until: date | None, exempt: bool
+) -> None:
+    document = TaxExemption(status=status, valid_until=valid_until, document_id="TX-1")
+    engine.set_tax_profile("c1", exemptions=[document], actor=AGENT)
+    invoice = engine.invoice(_issued(engine, _subscription(engine, "c1", "s1"), "10.00"))
+    assert invoice.totals is not None
+    # issued on 2026-11-21 in New York; VAT 20% of 10.00 = 2.00 unless exempt
+    assert (invoice.totals.tax, invoice.totals.exempt) == (
+        usd("0.00") if exempt else usd("2.00"),
+        exempt,
+    )
+    assert invoice.totals.exempted_by == ("TX-1" if exempt else None)
+    text = engine.render_invoice(invoice.id)
+    assert isinstance(text, str) and ("Tax exempt (document TX-1)" in text) is exempt
