@@ -155,3 +155,38 @@ def test_the_documents_status_and_expiry_decide_the_tax(
     assert invoice.totals.exempted_by == ("TX-1" if exempt else None)
     text = engine.render_invoice(invoice.id)
     assert isinstance(text, str) and ("Tax exempt (document TX-1)" in text) is exempt
+
+
+def test_voiding_an_invoice_gives_back_the_store_credit_it_drew(engine: BillingEngine) -> None:
+    engine.invoice_settings = InvoiceSettings()
+    sub = _subscription(engine, "c1", "s1")
+    for key, amount in (("cm1", "3.00"), ("cm2", "4.00")):
+        item = CreditMemoItem(description=key, quantity=1, unit_price=usd(amount))
+        engine.create_credit_memo("c1", [item], idempotency_key=key, actor=AGENT)
+    drew = engine.invoice(_issued(engine, sub, "5.00"))  # 3.00 of cm1, then 2.00 of cm2
+    assert drew.totals is not None and drew.totals.credit_applied == usd("5.00")
+    assert drew.status is InvoiceStatus.PAID  # nothing left to pay: not voidable
+    partly = engine.invoice(_issued(engine, sub, "10.00"))  # the 2.00 left of cm2, 8.00 due
+    assert partly.totals is not None and partly.totals.credit_applied == usd("2.00")
+    voided = engine.void_invoice(partly.id, actor=AGENT)
+    assert voided.outcome is InvoiceOutcome.VOIDED
+    assert "2.00 USD of store credit" in voided.explanation
+    with engine.store.session() as s:
+        memos = {m.number: m for m in s.list_credit_memos(customer_id="c1")}
+    cm2 = memos["CN-000002"]
+    assert (cm2.remaining, cm2.applied) == (usd("2.00"), ((drew.id, usd("2.00")),))
+    again = engine.invoice(_issued(engine, sub, "10.00"))  # the credit is there again
+    assert again.totals is not None and again.totals.credit_applied == usd("2.00")
+
+
+def test_a_void_invoice_takes_no_credit_memo(engine: BillingEngine) -> None:
+    invoice_id = _issued(engine, _subscription(engine, "c1", "s1"), "10.00")
+    assert engine.void_invoice(invoice_id, actor=AGENT).outcome is InvoiceOutcome.VOIDED
+    item = CreditMemoItem(description="x", quantity=1, unit_price=usd("1.00"))
+    refused = engine.create_credit_memo(
+        "c1", [item], invoice_id=invoice_id, idempotency_key="cm", actor=AGENT
+    )
+    assert (refused.outcome, refused.reason) == ("denied", "exceeds_creditable")
+    assert refused.explanation.endswith("more than the 0.00 USD its invoice can still credit.")
+    with engine.store.session() as s:
+        assert s.list_credit_memos() == []

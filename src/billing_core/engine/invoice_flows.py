@@ -45,6 +45,7 @@ from ..rules import invoice_transitions as transitions
 from ..rules import invoicing
 from ..rules import tax as tax_rules
 from ..rules.invoice_transitions import InvoiceEvent
+from ..serialization import unstructure
 from ..timeutil import local_date
 from ..timeutil import timezone as zone
 from .context import EngineContext
@@ -405,9 +406,28 @@ def finalize(
     return result
 
 
+def _give_back_credit(s: StoreSession, invoice: Invoice) -> Money:
+    """Return to each memo what ``invoice`` drew from it (its draw leaves ``applied``), in
+    session ``s``; answers the total given back. Stripe and Kill Bill do the same: a void
+    invoice keeps none of the customer's credit."""
+    returned = Money.zero(invoice.currency)
+    if invoice.totals is None or not invoice.totals.credit_applied:
+        return returned
+    for memo in s.list_credit_memos(customer_id=invoice.customer_id, lock=True):
+        drawn = [amount for iid, amount in memo.applied if iid == invoice.id]
+        if not drawn:
+            continue
+        amount = sum(drawn, Money.zero(memo.currency))
+        kept = tuple((iid, a) for iid, a in memo.applied if iid != invoice.id)
+        s.put_credit_memo(attrs.evolve(memo, remaining=memo.remaining + amount, applied=kept))
+        returned += amount
+    return returned
+
+
 def void_invoice(ctx: EngineContext, invoice_id: str, *, actor: str) -> InvoiceResult:
     """Void a draft or an unpaid (or fully refunded) invoice: nothing is owed on it any more.
-    Its lines stay on it (they are not billed again)."""
+    Its lines stay on it (they are not billed again); the store credit it drew goes back to the
+    memos it came from (coupons it used stay used)."""
 
     def run() -> InvoiceResult:
         with ctx.store.session() as s:
@@ -416,13 +436,25 @@ def void_invoice(ctx: EngineContext, invoice_id: str, *, actor: str) -> InvoiceR
             if not decision.allowed or decision.becomes is None:
                 return _denied(invoice, decision)
             voided = attrs.evolve(invoice, status=decision.becomes)
+            returned = _give_back_credit(s, invoice)
             s.update_invoice(voided)
-            ctx.audit(s, action="invoice.voided", subject_id=invoice.id, actor=actor)
+            ctx.audit(
+                s,
+                action="invoice.voided",
+                subject_id=invoice.id,
+                actor=actor,
+                detail={"credit_returned": unstructure(returned)},
+            )
+        back = (
+            f" {returned} of store credit it drew goes back to the customer's memos."
+            if returned
+            else ""
+        )
         return InvoiceResult(
             outcome=InvoiceOutcome.VOIDED,
             invoice_id=voided.id,
             invoice=voided,
-            explanation=decision.explanation,
+            explanation=decision.explanation + back,
         )
 
     result = retrying(run)
