@@ -133,6 +133,22 @@ def test_stripe_amount_off_never_makes_a_total_negative(engine: BillingEngine) -
     assert Decimal(0) == small.totals.amount_due.amount
 
 
+def test_stripe_max_redemptions_the_first_20_readers(engine: BillingEngine) -> None:
+    """Stripe API reference, "Create a coupon" (max_redemptions): "a 50% off coupon that the
+    first 20 readers of your blog can use": 20 customers redeem it, the 21st is refused, and
+    each redeemer's next invoice is half price."""
+    blog = Coupon(id="blog", percent_off=50, max_redemptions=20, duration="once")
+    for n in range(21):
+        if n:
+            engine.add_customer(Customer(id=f"r{n}", company=f"Reader {n}"), actor=ADMIN)
+        result = engine.redeem_coupon("c1" if n == 0 else f"r{n}", blog, actor=AGENT)
+        assert (result.outcome, result.reason) == (
+            ("redeemed", None) if n < 20 else ("denied", "redemption_limit_reached")
+        )
+    sub = _subscription(engine, "c1", "s1")
+    assert _eur_invoice(engine, sub, "30.00")[0] == eur("15.00")
+
+
 # -- Kill Bill's account credit (CBA): credit consumed by the next invoices, never a refund ------
 def usd(amount: str) -> Money:
     return Money(amount, "USD")
