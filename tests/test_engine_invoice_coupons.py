@@ -6,8 +6,11 @@ the invoice it paid."""
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -20,9 +23,11 @@ from billing_core import (
     Money,
     TaxExemption,
 )
+from billing_core.engine import invoice_flows
 from billing_core.engine.invoice_results import InvoiceOutcome
 from billing_core.engine.invoices import InvoiceSettings
 from billing_core.errors import InvalidValueError
+from billing_core.rules import invoicing
 from test_engine_invoices import VAT, _issued, _line, _pending, _subscription, engine, usd
 
 AGENT = base.AGENT
@@ -190,3 +195,50 @@ def test_a_void_invoice_takes_no_credit_memo(engine: BillingEngine) -> None:
     assert refused.explanation.endswith("more than the 0.00 USD its invoice can still credit.")
     with engine.store.session() as s:
         assert s.list_credit_memos() == []
+
+
+def test_a_once_coupon_is_used_once_by_two_issuers_of_one_customer_at_once(
+    engine: BillingEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two issuers take the customer's USD and EUR lines at the same moment (two workers of
+    issue_due_invoices): a ``once`` percent coupon of the account discounts one invoice only.
+    The first issuer waits inside the totals until the second reaches them too (or 1 s passes):
+    without a lock on the coupon, both read it unused and both discount."""
+    engine.invoice_settings = InvoiceSettings()
+    sub = _subscription(engine, "c1", "s1")
+    engine.redeem_coupon("c1", Coupon(id="once", percent_off=50), actor=AGENT)
+    _pending(engine, sub, _line("10.00"), _line("10.00", currency="EUR"))
+    inside = threading.Barrier(2, timeout=1.0)
+    real_total = invoicing.total
+
+    def meeting_total(*args: Any, **kwargs: Any) -> Any:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            inside.wait()
+        return real_total(*args, **kwargs)
+
+    monkeypatch.setattr(invoicing, "total", meeting_total)  # the module invoice_flows calls
+    made: list[Any] = []
+
+    def issue(currency: str) -> None:
+        made.append(
+            invoice_flows.retrying(
+                lambda: invoice_flows._issue_one(
+                    engine.ctx,
+                    engine.invoice_settings,
+                    "c1",
+                    currency,
+                    [sub],
+                    engine.ctx.now(),
+                    "system",
+                )
+            )
+        )
+
+    workers = [threading.Thread(target=issue, args=(c,)) for c in ("USD", "EUR")]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=30)
+    discounts = sorted(str(i.totals.discount.amount) for i in made if i and i.totals)
+    assert discounts == ["0.00", "5.00"]
+    assert _redemptions(engine) == [(None, 1, True)]

@@ -166,7 +166,18 @@ def _exemption(s: StoreSession, customer_id: str, on: date) -> TaxExemption | No
 
 def _account_coupons(s: StoreSession, invoice: Invoice) -> list[tuple[CouponRedemption, Coupon]]:
     """The customer's live redemptions (on the account, or on this invoice) and the coupon each
-    applies to this invoice, oldest redemption first."""
+    applies to this invoice, oldest redemption first.
+
+    Each live coupon's counter row (the one ``redeem_coupon`` serializes on) is held first, in
+    id order, and the redemptions are read again after: two issuers of one customer at once (its
+    USD and EUR lines) then never both use a ``once`` coupon."""
+    live = {
+        r.coupon.id
+        for r in s.list_coupon_redemptions(customer_id=invoice.customer_id)
+        if not r.finished
+    }
+    for coupon_id in sorted(live):
+        s.next_invoice_number(f"coupon:{coupon_id}")
     found = []
     for r in s.list_coupon_redemptions(customer_id=invoice.customer_id):
         if r.finished or (r.invoice_id is not None and r.invoice_id != invoice.id):
