@@ -26,7 +26,7 @@ from billing_core import (
 from billing_core.engine import invoice_flows
 from billing_core.engine.invoice_results import InvoiceOutcome
 from billing_core.engine.invoices import InvoiceSettings
-from billing_core.errors import InvalidValueError
+from billing_core.errors import CurrencyMismatchError, InvalidValueError
 from billing_core.rules import invoicing
 from test_engine_invoices import VAT, _issued, _line, _pending, _subscription, engine, usd
 
@@ -242,3 +242,21 @@ def test_a_once_coupon_is_used_once_by_two_issuers_of_one_customer_at_once(
     discounts = sorted(str(i.totals.discount.amount) for i in made if i and i.totals)
     assert discounts == ["0.00", "5.00"]
     assert _redemptions(engine) == [(None, 1, True)]
+
+
+def test_a_coupon_in_another_currency_than_its_draft_raises_and_stores_nothing(
+    engine: BillingEngine,
+) -> None:
+    engine.invoice_settings = InvoiceSettings(finalize=False)
+    sub = _subscription(engine, "c1", "s1")
+    _pending(engine, sub, _line("10.00"))
+    (draft,) = engine.issue_due_invoices().invoices  # a USD draft
+    euros = Coupon(id="eur", amount_off=Money("5.00", "EUR"))
+    with pytest.raises(CurrencyMismatchError) as info:
+        engine.redeem_coupon("c1", euros, invoice_id=draft.id, actor=AGENT)
+    assert info.value.field == "$.coupon.amount_off"
+    assert _redemptions(engine) == []
+    dollars = Coupon(id="usd", amount_off=usd("5.00"))
+    assert engine.redeem_coupon("c1", dollars, invoice_id=draft.id, actor=AGENT).outcome == (
+        "redeemed"
+    )
