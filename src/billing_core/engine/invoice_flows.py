@@ -7,6 +7,10 @@
   commit), and the invoice is inserted. A crash or an error before the commit leaves the lines
   pending and gives the number back; a line is never on two invoices. An invoice with nothing
   left to pay once issued (credit or coupons covered it) is ``paid`` at once (``settled_at_issue``).
+* **Where the lines come from**: the pending lines are what the billing timeline bills
+  *later* (a mid-term change's prorated stub from ``add_inventory``, a closed metered period);
+  a subscription's terms are charged at once as sales by ``add_subscription`` and ``renew_due``
+  and are never pending, so issuing never bills a renewal twice (docs/invoices.md).
 * **Finalizing** a draft numbers it and computes its totals the same way; **voiding** and
   **paying** go through ``rules.invoice_transitions`` (the table decides every status change).
 * **Payments** are in ``engine.invoice_payments``. **Refunds** of those sales appear on the
