@@ -117,6 +117,25 @@ def test_creditable_deducts_earlier_memos_and_refunds() -> None:
         credit.creditable("inv")  # type: ignore[arg-type]
 
 
+def test_a_void_invoice_credits_nothing() -> None:
+    """A void invoice is owed nothing and kept no payment (its store credit went back to the
+    memos): a memo against it would be credit out of nothing."""
+    paid_back = _invoice("100.00", refunded="100.00")
+    void = Invoice(
+        id="inv",
+        customer_id="c",
+        currency=EUR,
+        status=InvoiceStatus.VOID,
+        lines=paid_back.lines,
+        number="INV-1",
+        issued_on=date(2026, 1, 1),
+        totals=paid_back.totals,
+    )
+    assert credit.creditable(void) == Money("0.00", EUR)
+    refused = credit.assess_credit_memo([_item("1", "0.01")], creditable=credit.creditable(void))
+    assert refused.reason is CreditReason.EXCEEDS_CREDITABLE
+
+
 def test_memo_bad_input() -> None:
     with pytest.raises(InvalidValueError, match=r"@ \$\.items"):
         credit.assess_credit_memo([])

@@ -376,6 +376,44 @@ class TestCreditCouponsAndTax:
         assert base._sandbox(engine).calls["refund"] == 0  # never money at a gateway
         assert len([e for e in engine.events if isinstance(e, CreditMemoCreated)]) == 1
 
+    def test_an_invoice_store_credit_covers_is_paid_at_issue(self, engine: BillingEngine) -> None:
+        sub = _subscription(engine, "c1", "s1")
+        item = CreditMemoItem(description="goodwill", quantity=1, unit_price=usd("12.00"))
+        engine.create_credit_memo("c1", [item], idempotency_key="cm1", actor=AGENT)
+        covered = engine.invoice(_issued(engine, sub, "10.00"))  # 10.00 + 2.00 VAT = 12.00
+        assert covered.totals is not None
+        assert (covered.totals.credit_applied, covered.totals.amount_due) == (
+            usd("12.00"),
+            usd("0.00"),
+        )
+        assert (covered.status, covered.amount_paid, covered.amount_remaining) == (
+            InvoiceStatus.PAID,
+            usd("0.00"),
+            usd("0.00"),
+        )
+        (issued,) = [e for e in engine.events if isinstance(e, InvoiceIssued)]
+        assert issued.invoice.status is InvoiceStatus.PAID  # the event says so
+        again = engine.pay_invoice(covered.id, idempotency_key="p1", actor=AGENT)
+        assert (again.outcome, again.reason) == (InvoiceOutcome.DENIED, "already_paid")
+        voided = engine.void_invoice(covered.id, actor=AGENT)
+        assert (voided.outcome, voided.reason) == (InvoiceOutcome.DENIED, "already_paid")
+        assert base._sandbox(engine).calls["sale"] == 1  # the subscription's only
+        # the memo is used up: the next invoice is open for all of it
+        nxt = engine.invoice(_issued(engine, sub, "10.00"))
+        assert (nxt.status, nxt.amount_remaining) == (InvoiceStatus.OPEN, usd("12.00"))
+
+    def test_a_finalized_draft_with_nothing_due_is_paid(self, engine: BillingEngine) -> None:
+        engine.invoice_settings = InvoiceSettings(finalize=False)
+        sub = _subscription(engine, "c1", "s1")
+        engine.redeem_coupon("c1", Coupon(id="all", percent_off=Decimal("100")), actor=AGENT)
+        _pending(engine, sub, _line("10.00"))
+        (draft,) = engine.issue_due_invoices().invoices
+        assert draft.status is InvoiceStatus.DRAFT
+        done = engine.finalize(draft.id, actor=AGENT)
+        assert done.outcome is InvoiceOutcome.ISSUED and done.invoice is not None
+        assert done.invoice.totals is not None and done.invoice.totals.total == usd("0.00")
+        assert engine.invoice(draft.id).status is InvoiceStatus.PAID
+
     def test_a_memo_against_an_invoice_is_capped_at_what_it_can_credit(
         self, engine: BillingEngine
     ) -> None:

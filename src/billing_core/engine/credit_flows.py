@@ -158,6 +158,13 @@ def redeem_coupon(
                         field="invoice_id",
                         value=invoice_id,
                     )
+                off = coupon.amount_off
+                if off is not None and off.currency != invoice.currency:
+                    raise CurrencyMismatchError(
+                        f"must be in the invoice's currency {invoice.currency}",
+                        field="coupon.amount_off",
+                        value=off,
+                    )
             # the coupon's counter row serializes its redemptions until this session ends
             s.next_invoice_number(f"coupon:{coupon.id}")
             count = len(s.list_coupon_redemptions(coupon_id=coupon.id))

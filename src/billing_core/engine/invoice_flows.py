@@ -5,7 +5,12 @@
   are marked taken (``take_pending_lines``), the account's coupons and store credit are applied,
   the number is drawn last (``next_invoice_number``: the counter row is held only until the
   commit), and the invoice is inserted. A crash or an error before the commit leaves the lines
-  pending and gives the number back; a line is never on two invoices.
+  pending and gives the number back; a line is never on two invoices. An invoice with nothing
+  left to pay once issued (credit or coupons covered it) is ``paid`` at once (``settled_at_issue``).
+* **Where the lines come from**: the pending lines are what the billing timeline bills
+  *later* (a mid-term change's prorated stub from ``add_inventory``, a closed metered period);
+  a subscription's terms are charged at once as sales by ``add_subscription`` and ``renew_due``
+  and are never pending, so issuing never bills a renewal twice (docs/invoices.md).
 * **Finalizing** a draft numbers it and computes its totals the same way; **voiding** and
   **paying** go through ``rules.invoice_transitions`` (the table decides every status change).
 * **Payments** are in ``engine.invoice_payments``. **Refunds** of those sales appear on the
@@ -44,6 +49,7 @@ from ..rules import invoice_transitions as transitions
 from ..rules import invoicing
 from ..rules import tax as tax_rules
 from ..rules.invoice_transitions import InvoiceEvent
+from ..serialization import unstructure
 from ..timeutil import local_date
 from ..timeutil import timezone as zone
 from .context import EngineContext
@@ -164,7 +170,18 @@ def _exemption(s: StoreSession, customer_id: str, on: date) -> TaxExemption | No
 
 def _account_coupons(s: StoreSession, invoice: Invoice) -> list[tuple[CouponRedemption, Coupon]]:
     """The customer's live redemptions (on the account, or on this invoice) and the coupon each
-    applies to this invoice, oldest redemption first."""
+    applies to this invoice, oldest redemption first.
+
+    Each live coupon's counter row (the one ``redeem_coupon`` serializes on) is held first, in
+    id order, and the redemptions are read again after: two issuers of one customer at once (its
+    USD and EUR lines) then never both use a ``once`` coupon."""
+    live = {
+        r.coupon.id
+        for r in s.list_coupon_redemptions(customer_id=invoice.customer_id)
+        if not r.finished
+    }
+    for coupon_id in sorted(live):
+        s.next_invoice_number(f"coupon:{coupon_id}")
     found = []
     for r in s.list_coupon_redemptions(customer_id=invoice.customer_id):
         if r.finished or (r.invoice_id is not None and r.invoice_id != invoice.id):
@@ -229,7 +246,7 @@ def issue(
                 )
             )
     n = s.next_invoice_number(settings.prefix)  # last: the counter row is held until commit
-    return attrs.evolve(
+    issued = attrs.evolve(
         draft,
         status=decision.becomes,
         number=format_number(settings.prefix, n),
@@ -239,6 +256,18 @@ def issue(
         exemption=exemption,
         totals=totals,
     )
+    return settled_at_issue(issued)
+
+
+def settled_at_issue(invoice: Invoice) -> Invoice:
+    """``invoice`` just issued, ``paid`` when nothing is left to pay (store credit or coupons
+    covered it all, or it totals zero): the table's ``pay_rest`` cell for an open invoice
+    without payments, so an invoice never waits open for a payment of zero."""
+    if invoice.amount_remaining:
+        return invoice
+    settled = transitions.assess(invoice, InvoiceEvent.PAY_REST)
+    assert settled.allowed and settled.becomes is not None  # open, no payments: → paid
+    return attrs.evolve(invoice, status=settled.becomes)
 
 
 def _issue_one(
@@ -392,9 +421,28 @@ def finalize(
     return result
 
 
+def _give_back_credit(s: StoreSession, invoice: Invoice) -> Money:
+    """Return to each memo what ``invoice`` drew from it (its draw leaves ``applied``), in
+    session ``s``; answers the total given back. Stripe and Kill Bill do the same: a void
+    invoice keeps none of the customer's credit."""
+    returned = Money.zero(invoice.currency)
+    if invoice.totals is None or not invoice.totals.credit_applied:
+        return returned
+    for memo in s.list_credit_memos(customer_id=invoice.customer_id, lock=True):
+        drawn = [amount for iid, amount in memo.applied if iid == invoice.id]
+        if not drawn:
+            continue
+        amount = sum(drawn, Money.zero(memo.currency))
+        kept = tuple((iid, a) for iid, a in memo.applied if iid != invoice.id)
+        s.put_credit_memo(attrs.evolve(memo, remaining=memo.remaining + amount, applied=kept))
+        returned += amount
+    return returned
+
+
 def void_invoice(ctx: EngineContext, invoice_id: str, *, actor: str) -> InvoiceResult:
     """Void a draft or an unpaid (or fully refunded) invoice: nothing is owed on it any more.
-    Its lines stay on it (they are not billed again)."""
+    Its lines stay on it (they are not billed again); the store credit it drew goes back to the
+    memos it came from (coupons it used stay used)."""
 
     def run() -> InvoiceResult:
         with ctx.store.session() as s:
@@ -403,13 +451,25 @@ def void_invoice(ctx: EngineContext, invoice_id: str, *, actor: str) -> InvoiceR
             if not decision.allowed or decision.becomes is None:
                 return _denied(invoice, decision)
             voided = attrs.evolve(invoice, status=decision.becomes)
+            returned = _give_back_credit(s, invoice)
             s.update_invoice(voided)
-            ctx.audit(s, action="invoice.voided", subject_id=invoice.id, actor=actor)
+            ctx.audit(
+                s,
+                action="invoice.voided",
+                subject_id=invoice.id,
+                actor=actor,
+                detail={"credit_returned": unstructure(returned)},
+            )
+        back = (
+            f" {returned} of store credit it drew goes back to the customer's memos."
+            if returned
+            else ""
+        )
         return InvoiceResult(
             outcome=InvoiceOutcome.VOIDED,
             invoice_id=voided.id,
             invoice=voided,
-            explanation=decision.explanation,
+            explanation=decision.explanation + back,
         )
 
     result = retrying(run)

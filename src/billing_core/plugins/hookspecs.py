@@ -216,7 +216,8 @@ def billing_core_subscription_past_due(event: SubscriptionPastDue) -> None:
 
 @hookspec
 def billing_core_invoice_issued(event: InvoiceIssued) -> None:
-    """An invoice was issued: numbered, its lines frozen, its totals computed."""
+    """An invoice was issued: numbered, its lines frozen, its totals computed; ``open``, or
+    ``paid`` when store credit or coupons left nothing to pay."""
 
 
 @hookspec

@@ -6,7 +6,8 @@ per item, half-up) plus the item's tax amount; its total is their sum.
 
 * **Against an invoice.** A memo made from an invoice may credit at most what that invoice can
   still credit: its total less what earlier memos credited and what was refunded of it
-  (:func:`creditable`). A larger memo is denied with ``exceeds_creditable``, naming both figures.
+  (:func:`creditable`; nothing for a draft or a void invoice). A larger memo is denied with
+  ``exceeds_creditable``, naming both figures.
 * **Consumption.** Store credit pays upcoming invoices after tax (``invoicing.total(credit=)``),
   drawn from the memos **oldest first** (by ``created_at``; ties keep the given order), and only
   from memos in the invoice's currency: a EUR memo never pays a USD invoice.
@@ -21,7 +22,7 @@ import attrs
 
 from ..decisions import Decision, Reason
 from ..errors import CurrencyMismatchError, InvalidAmountError, InvalidTypeError
-from ..invoices import CreditMemoBalance, CreditMemoItem, Invoice
+from ..invoices import CreditMemoBalance, CreditMemoItem, Invoice, InvoiceStatus
 from ..money import Money
 from .invoicing import check_items
 
@@ -66,14 +67,15 @@ def _money_in(value: object, currency: str, field: str) -> Money:
 
 def creditable(invoice: Invoice, *, credited: Money | None = None) -> Money:
     """What ``invoice`` can still credit: its total less ``credited`` by earlier memos and less
-    what was refunded of it, never below zero. A draft credits nothing."""
+    what was refunded of it, never below zero. A draft or a void invoice credits nothing (a void
+    one is owed nothing and holds no payment)."""
     if not isinstance(invoice, Invoice):
         raise InvalidTypeError(
             f"must be an Invoice, not {type(invoice).__name__}", field="invoice", value=invoice
         )
     zero = Money.zero(invoice.currency)
     done = zero if credited is None else _money_in(credited, invoice.currency, "credited")
-    if invoice.totals is None:
+    if invoice.totals is None or invoice.status is InvoiceStatus.VOID:
         return zero
     return max(invoice.totals.total - done - invoice.amount_refunded, zero)
 
