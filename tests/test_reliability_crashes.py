@@ -2,7 +2,7 @@
 processes are killed (SIGKILL) at random.
 
 Failed refunds wait in the queue (each the only refund of its payment, its first attempt
-declined; four set-up processes make them, ``failing_refunds_task``). Four worker processes (``queue_worker_main``) process the queue day after simulated
+declined; set-up processes make them, ``failing_refunds_task``). Four worker processes (``queue_worker_main``) process the queue day after simulated
 day; the gateway (a ``SharedGateway`` in the same database) declines each retry with probability
 0.5. While they work, the test kills a random worker several times and starts a new one, and a
 "ghost" worker claims entries and dies before touching them. A dead worker's claim is recovered
@@ -40,7 +40,7 @@ from billing_core.testing.workers import ProcessWorkers, failing_refunds_task, q
 SOAK = os.environ.get("BILLING_CORE_SOAK") == "1"
 REFUNDS = 10_000 if SOAK else 2000
 WORKERS = 4
-SETUP_WORKERS = 4
+SETUP_WORKERS = 4  # on PostgreSQL
 KILLS_PER_DAY = 3
 LEASE = 120  # simulated seconds
 GHOST_CLAIMS = 5
@@ -130,15 +130,18 @@ def test_retry_queue_survives_killed_workers(store_url: str, figure: Figure) -> 
     engine = BillingEngine(store=store, gateway=gateway, clock=clock, plugins=plugins)
     engine.add_customer(Customer(id="c1", company="Acme"), actor=ADMIN)
     made = time.perf_counter()
-    # The set-up is not what is under test: four processes make the 2,000 queued refunds.
-    with ProcessWorkers(SETUP_WORKERS, timeout=3600) as setup:
+    # The set-up is not what is under test: processes make the 2,000 queued refunds, four on
+    # PostgreSQL, one on SQLite (one writer at a time anyway; four writers on a loaded machine
+    # can starve one past the 30 s busy timeout, a ConflictError the caller must retry).
+    setup_workers = SETUP_WORKERS if store_url.startswith("postgres") else 1
+    with ProcessWorkers(setup_workers, timeout=3600) as setup:
         answers = setup.run(
             failing_refunds_task,
             {
                 "store": store_url,
                 "now": START,
                 "count": REFUNDS,
-                "workers": SETUP_WORKERS,
+                "workers": setup_workers,
                 "customer_id": "c1",
                 "amount": "10.00",
                 "refund": "4.00",
@@ -146,7 +149,7 @@ def test_retry_queue_survives_killed_workers(store_url: str, figure: Figure) -> 
                 "notify": ["billing@example.com"],
             },
         )
-    assert [a.get("error") for a in answers] == [None] * SETUP_WORKERS, answers
+    assert [a.get("error") for a in answers] == [None] * setup_workers, answers
     assert sum(a["made"] for a in answers) == REFUNDS
     assert not [q for a in answers for q in a["not_queued"]], answers
     made = time.perf_counter() - made
