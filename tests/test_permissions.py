@@ -41,6 +41,7 @@ JOBS = {  # the host's jobs: admins and the system role (SYSTEM_ACTOR), not supp
     Action.PROCESS_REFUND_QUEUE,
     Action.RECONCILE,
     Action.ISSUE_INVOICES,
+    Action.COLLECT_PAYMENTS,
 }
 
 
