@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from .blocklists import BlocklistEntry, BlocklistKind
 from .decisions import Decision, Reason
+from .rules.dunning import DunningPolicy
 from .errors import (
     BillingError,
     ConfigurationError,
@@ -88,6 +89,7 @@ __all__ = [
     "CurrencyMismatchError",
     "Customer",
     "Decision",
+    "DunningPolicy",
     "ExemptionStatus",
     "GatewayError",
     "IdempotencyError",
