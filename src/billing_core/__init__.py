@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 from .blocklists import BlocklistEntry, BlocklistKind
 from .decisions import Decision, Reason
-from .rules.dunning import DunningPolicy
 from .errors import (
     BillingError,
     ConfigurationError,
@@ -64,6 +63,7 @@ from .model import (
 from .money import Money
 from .periods import Period, PeriodUnit, ServicePeriod, service_periods
 from .plans import BillingTiming, Plan, Trial
+from .rules.dunning import DunningPolicy
 from .wallets import Wallet
 
 if TYPE_CHECKING:
