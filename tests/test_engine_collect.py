@@ -69,8 +69,8 @@ def recorder() -> Recorder:
     return Recorder()
 
 
-@pytest.fixture
-def engine(store_url: str, recorder: Recorder) -> Iterator[BillingEngine]:
+def build(store_url: str, recorder: Recorder) -> BillingEngine:
+    """An engine on ``store_url`` with customer c1 and its card pi-visa, events to ``recorder``."""
     clock = ManualClock(START)
     gateway = SandboxGateway(clock=clock, settle_after=timedelta(days=1))
     eng = BillingEngine(
@@ -82,6 +82,12 @@ def engine(store_url: str, recorder: Recorder) -> Iterator[BillingEngine]:
     )
     eng.add_customer(Customer(id="c1", company="Acme"), actor=ADMIN)
     eng.add_instrument("c1", PaymentInstrument(id="pi-visa"), primary=True, actor=AGENT)
+    return eng
+
+
+@pytest.fixture
+def engine(store_url: str, recorder: Recorder) -> Iterator[BillingEngine]:
+    eng = build(store_url, recorder)
     yield eng
     eng.store.close()
 
@@ -367,10 +373,10 @@ def test_outside_payment_bad_input(engine: BillingEngine) -> None:
     with pytest.raises(InvalidTypeError, match=r"\$\.amount"):
         engine.record_outside_payment(
             inv,
-            amount="10",
+            amount="10",  # type: ignore[arg-type]
             reference="r",
             idempotency_key="k",
-            actor=AGENT,  # type: ignore[arg-type]
+            actor=AGENT,
         )
     with pytest.raises(BaseException, match=r"\$\.reference"):
         engine.record_outside_payment(inv, reference="", idempotency_key="k", actor=AGENT)
@@ -387,4 +393,4 @@ def test_dunning_schedule_worked_example() -> None:
     assert next_attempt(4, date(2026, 3, 27)).give_up
     assert DunningPolicy.every(RetryPolicy()).delays == (Period.days(1),) * 3
     with pytest.raises(InvalidTypeError, match=r"\$\.delays\[0\]"):
-        DunningPolicy(delays=[8])  # type: ignore[list-item]
+        DunningPolicy(delays=[8])
