@@ -287,6 +287,25 @@ def test_paid_and_void_invoices_are_denied(engine: BillingEngine) -> None:
     assert sandbox(engine).calls["sale"] == calls  # nothing charged
 
 
+@pytest.mark.parametrize("how", ["flag", "entry"])
+def test_a_blocklisted_customer_is_not_charged(engine: BillingEngine, how: str) -> None:
+    sub = subscribe(engine)
+    inv = issue(engine, sub)
+    if how == "flag":
+        engine.blocklist_customer("c1", actor=ADMIN)
+    else:
+        engine.add_blocklist_entry("customer_id", "c1", actor=ADMIN, reason="chargebacks")
+    calls = sandbox(engine).calls["sale"]
+    on(engine, DUE)
+    (c,) = engine.collect_due().collections
+    assert c.outcome is CollectOutcome.DECLINED
+    assert c.reason == ("customer_blocklisted" if how == "flag" else "blocklisted_customer_id")
+    assert "blocklisted" in c.explanation and c.next_collection_on == date(2026, 3, 11)
+    assert sandbox(engine).calls["sale"] == calls  # no gateway call
+    assert engine.subscription(sub).state is SubscriptionState.PAST_DUE
+    assert collected(engine, inv) == []
+
+
 def test_collect_due_is_a_job(engine: BillingEngine) -> None:
     denied = engine.collect_due(actor=AGENT)
     assert (denied.outcome, denied.reason) == ("denied", "permission_denied")

@@ -34,7 +34,7 @@ from functools import partial
 import attrs
 
 from ..invoices import Invoice, InvoiceStatus
-from ..model import SubscriptionState
+from ..model import Customer, SubscriptionState
 from ..money import Money
 from ..periods import Period
 from ..rules import collection
@@ -46,6 +46,7 @@ from ..timeutil import local_date, timezone
 from . import dunning, invoice_payments
 from .charging import NO_USABLE_INSTRUMENT
 from .context import EngineContext
+from .guards import blocklisted
 from .invoice_flows import _denied, _get, read_invoice, retrying
 from .invoice_results import InvoiceOutcome, InvoiceResult
 
@@ -142,15 +143,17 @@ def _due(invoice: Invoice) -> date:
     return due
 
 
-def _today(ctx: EngineContext, invoice: Invoice, now: datetime) -> tuple[date, bool]:
-    """The customer's local date at ``now`` and whether the invoice's subscription (if any) is
-    collected automatically (autopay on, not cancelled or expired)."""
+def _today(
+    ctx: EngineContext, invoice: Invoice, now: datetime
+) -> tuple[date, bool, Customer | None]:
+    """The customer's local date at ``now``, whether the invoice's subscription (if any) is
+    collected automatically (autopay on, not cancelled or expired), and the customer."""
     with ctx.store.session() as s:
         customer = s.get_customer(invoice.customer_id)
         sub = s.get_subscription(invoice.subscription_id) if invoice.subscription_id else None
     tz = timezone(customer.timezone) if customer else timezone("UTC")
     auto = sub is None or (sub.autopay and sub.state not in _NOT_COLLECTED)
-    return local_date(now, tz), auto
+    return local_date(now, tz), auto, customer
 
 
 def collect_due(
@@ -212,7 +215,7 @@ def collect_one(
     """One invoice's turn in ``collect_due``; None when it is left alone (step 1)."""
     if invoice.collection_stopped == dunning.STOPPED_DELINQUENT or invoice.payments_in_flight:
         return None
-    today, auto = _today(ctx, invoice, now)
+    today, auto, customer = _today(ctx, invoice, now)
     due_on = _due(invoice)
     if today < due_on:
         return None
@@ -240,7 +243,16 @@ def collect_one(
         return None
     attempt = invoice.collection_attempts + 1
     key = collection_key(invoice.id, attempt)
-    paid = invoice_payments.pay_invoice(ctx, invoice.id, amount=None, key=key, actor=actor)
+    if customer is not None and customer.blocklisted:  # the guard path's own check
+        denial = blocklisted(customer, "pay_invoice")
+        paid = InvoiceResult(
+            outcome=InvoiceOutcome.DENIED,
+            reason=str(denial.reason),
+            invoice_id=invoice.id,
+            explanation=denial.explanation,
+        )
+    else:
+        paid = invoice_payments.pay_invoice(ctx, invoice.id, amount=None, key=key, actor=actor)
     base = partial(
         CollectionResult, invoice_id=invoice.id, attempt=attempt, key=key, subscription_id=sub_id
     )
@@ -261,7 +273,9 @@ def collect_one(
     definitive = paid.outcome is InvoiceOutcome.DECLINED or (
         paid.outcome is InvoiceOutcome.FAILED and paid.reason == NO_USABLE_INSTRUMENT
     )
-    blocked = paid.outcome is InvoiceOutcome.DENIED and "blocklisted" in (paid.reason or "")
+    blocked = paid.outcome is InvoiceOutcome.DENIED and (paid.reason or "").startswith(
+        ("blocklisted_", "customer_blocklisted")
+    )
     if not (definitive or blocked):
         if paid.outcome is InvoiceOutcome.FAILED:
             return base(
