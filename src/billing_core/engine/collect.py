@@ -8,14 +8,15 @@ customer's instruments are tried in payment order, and the idempotency key is
 ``collect:<invoice id>:<attempt>``, so a run, a concurrent worker or a replay never charges an
 invoice twice. Per invoice, in order:
 
-1. Left alone: collection stopped (``gave_up``, ``delinquent``), a payment in flight (its
-   answer was lost: ``reconcile()`` first), not due yet, or waiting for the dunning schedule's
-   ``next_collection_on``.
+1. Left alone: cancelled for delinquency already, a payment in flight (its answer was lost:
+   ``reconcile()`` first), or not due yet.
 2. **Delinquent** (``rules.collection.assess_unpaid`` with ``delinquency_period``: ``cancel_on``
    has come): the subscription is cancelled with the rule's sentence and collection stops.
-3. Otherwise one attempt: ``collected`` (paid; a ``past_due`` subscription is ``active``
-   again), ``declined`` (declined on every instrument, blocked by a blocklist entry, or no
-   usable instrument: the attempt is counted, the next one scheduled by the ``DunningPolicy``,
+3. Unless AutoPay is off, the schedule gave up (``gave_up``) or its ``next_collection_on``
+   has not come, one attempt: ``collected`` (paid; a ``past_due`` subscription is ``active``
+   again), ``declined`` (declined on every instrument, blocked by a blocklist entry or the
+   customer's blocklisting, with no gateway call, or no usable instrument: the attempt is
+   counted, the next one scheduled by the ``DunningPolicy``,
    the subscription goes ``past_due``; after the last one collection gives up and the merchant
    is notified), ``failed`` (never reached the gateway: the same attempt, with the same key,
    on the next run), ``unknown`` (the answer was lost: reserved until ``reconcile()``).
