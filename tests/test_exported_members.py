@@ -22,6 +22,7 @@ EXPECTED = {
     "CurrencyMismatchError",
     "Customer",
     "Decision",
+    "DunningPolicy",
     "ExemptionStatus",
     "GatewayError",
     "IdempotencyError",

@@ -462,6 +462,31 @@ def test_invoice_issued_hook() -> None:
     check_event(events.InvoiceIssued(at=AT, invoice=_invoice()))
 
 
+@exercises("billing_core_collection_gave_up")
+def test_collection_gave_up_hook() -> None:
+    stopped = attrs.evolve(_invoice(), collection_attempts=4, collection_stopped="gave_up")
+    check_event(
+        events.CollectionGaveUp(
+            at=AT,
+            invoice=stopped,
+            attempts=4,
+            notify_emails=["billing@example.com"],
+            explanation="Declined 4 times.",
+            subscription=subscription(),
+        )
+    )
+
+
+@exercises("billing_core_subscription_cancelled_for_delinquency")
+def test_subscription_cancelled_for_delinquency_hook() -> None:
+    cancelled = attrs.evolve(subscription(), state=SubscriptionState.CANCELLED)
+    check_event(
+        events.SubscriptionCancelledForDelinquency(
+            at=AT, subscription=cancelled, invoice=_invoice(), explanation="Delinquent."
+        )
+    )
+
+
 @exercises("billing_core_invoice_paid")
 def test_invoice_paid_hook() -> None:
     paid = attrs.evolve(_invoice(), status="paid", amount_paid=Money("120.00", "EUR"))

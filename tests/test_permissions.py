@@ -42,6 +42,7 @@ JOBS = {  # the host's jobs: admins and the system role (SYSTEM_ACTOR), not supp
     Action.RECONCILE,
     Action.ISSUE_INVOICES,
     Action.DELIVER_EVENTS,
+    Action.COLLECT_PAYMENTS,
 }
 
 

@@ -63,6 +63,7 @@ from .model import (
 from .money import Money
 from .periods import Period, PeriodUnit, ServicePeriod, service_periods
 from .plans import BillingTiming, Plan, Trial
+from .rules.dunning import DunningPolicy
 from .wallets import Wallet
 
 if TYPE_CHECKING:
@@ -88,6 +89,7 @@ __all__ = [
     "CurrencyMismatchError",
     "Customer",
     "Decision",
+    "DunningPolicy",
     "ExemptionStatus",
     "GatewayError",
     "IdempotencyError",

@@ -361,9 +361,27 @@ class Invoice:
     created_at: datetime | None = attrs.field(
         default=None, validator=attrs.validators.optional(_aware)
     )
+    outside_payments: tuple[tuple[str, Money], ...] = attrs.field(default=(), converter=_tuple)
+    """``(reference, amount)`` of payments made outside the gateway (a cheque, a wire), counted
+    in ``amount_paid`` (``engine.record_outside_payment``)."""
+    collection_attempts: int = 0
+    """Automatic collections of it that failed for good so far (``engine.collect_due``)."""
+    next_collection_on: date | None = attrs.field(default=None, validator=_optional_date)
+    """The dunning schedule's next try (``None``: at its due time, or not scheduled)."""
+    collection_stopped: str | None = attrs.field(default=None, validator=_optional_str)
+    """Why automatic collection stopped: ``gave_up`` (the dunning schedule ran out) or
+    ``delinquent`` (its subscription was cancelled); ``None`` while it goes on."""
 
     def __attrs_post_init__(self) -> None:
         minor_unit_exponent(self.currency, "currency")
+        for i, outside in enumerate(self.outside_payments):
+            ref, paid = outside
+            if not isinstance(ref, str) or not ref or not isinstance(paid, Money):
+                raise InvalidTypeError(
+                    "must be (reference, Money)", field=f"outside_payments[{i}]", value=outside
+                )
+            _same_currency(paid, self.currency, f"outside_payments[{i}]")
+        _count("collection_attempts", self.collection_attempts, positive=False)
         for i, flight in enumerate(self.payments_in_flight):
             key, amount = flight
             if not isinstance(key, str) or not isinstance(amount, Money):

@@ -424,6 +424,16 @@ class Subscription:
     """Bills are issued this many whole days after (negative: before) their billing date."""
     due_shift: timedelta | None = attrs.field(default=None)
     """Bills are due this many whole days after they are issued."""
+    autopay: bool = attrs.field(default=True)
+    """AutoPay: ``collect_due`` charges its open invoices at their due time (on by default);
+    off, the customer pays them (``pay_invoice``, ``record_outside_payment``)."""
+
+    @autopay.validator
+    def _check_autopay(self, _a: object, value: object) -> None:
+        if not isinstance(value, bool):
+            raise InvalidTypeError(
+                f"must be a bool, not {type(value).__name__}", field="autopay", value=value
+            )
 
     @plan.validator
     def _check_plan(self, _a: object, value: object) -> None:

@@ -2,6 +2,14 @@
 every gateway call, the refund retry queue and reconciliation of unknown outcomes. Every public
 call goes through one guard path (``guards``) and answers with a result from ``results``."""
 
+from .collect import (
+    AutopayOutcome,
+    AutopayResult,
+    CollectionResult,
+    CollectOutcome,
+    CollectRunOutcome,
+    CollectRunResult,
+)
 from .engine import BillingEngine
 from .invoice_flows import InvoiceSettings
 from .invoice_results import (
@@ -43,6 +51,8 @@ from .results import (
 )
 
 __all__ = [
+    "AutopayOutcome",
+    "AutopayResult",
     "BillingEngine",
     "CancellationOutcome",
     "CancellationResult",
@@ -50,6 +60,10 @@ __all__ = [
     "ChargeResult",
     "CloseOutcome",
     "CloseResult",
+    "CollectOutcome",
+    "CollectRunOutcome",
+    "CollectRunResult",
+    "CollectionResult",
     "CouponOutcome",
     "CouponResult",
     "CreditMemoResult",

@@ -39,6 +39,7 @@ from ..rules import limits, metering
 from ..rules.permissions import Action, Actor
 from ..timeutil import require_aware
 from . import customers, metered_closes, refunding, subscriptions
+from .collect_calls import EngineCollect
 from .collection_calls import EngineCollection
 from .guards import actor as _actor
 from .guards import certificate_counts, ident, keyed
@@ -63,7 +64,7 @@ from .results import (
 __all__ = ["BillingEngine"]
 
 
-class BillingEngine(EngineInvoices, EngineJobs, EngineCollection):
+class BillingEngine(EngineInvoices, EngineJobs, EngineCollection, EngineCollect):
     """Runs the billing flows against a store, a payment gateway and a certificate provider.
 
     ``store`` is a ``Store`` or a URL opened through the plugins (``"memory://"``,

@@ -127,6 +127,9 @@ METHOD_ACTIONS: Final[Mapping[str, Action]] = {
     "tax_profile": Action.VIEW_BILLING,
     "render_invoice": Action.VIEW_BILLING,
     "outbox_events": Action.VIEW_BILLING,
+    "collect_due": Action.COLLECT_PAYMENTS,
+    "record_outside_payment": Action.RECORD_PAYMENT,
+    "set_autopay": Action.MANAGE_INSTRUMENTS,
 }
 """The permission-policy action of every public ``BillingEngine`` method."""
 

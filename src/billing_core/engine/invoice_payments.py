@@ -19,7 +19,7 @@ from ..plugins.protocols import StoreSession
 from ..rules import invoice_transitions as transitions
 from ..rules.invoice_transitions import InvoiceEvent
 from ..serialization import unstructure
-from . import charging
+from . import charging, dunning
 from .context import EngineContext
 from .invoice_flows import _denied, _get, read_invoice, retrying
 from .invoice_results import InvoiceOutcome, InvoiceResult
@@ -108,6 +108,7 @@ def settle_payments_in_flight(ctx: EngineContext, *, actor: str) -> int:
             settled += 1
             if taken is not None:
                 ctx.emit(InvoicePaid(at=ctx.now(), invoice=paid, payment=taken))
+                dunning.reactivate(ctx, paid, actor=actor)  # a past_due subscription: active
     return settled
 
 
@@ -195,6 +196,7 @@ def pay_invoice(
         )
     paid, why = retrying(lambda: _settle(ctx, invoice_id, key, pay, sale, actor))
     ctx.emit(InvoicePaid(at=ctx.now(), invoice=paid, payment=sale))
+    dunning.reactivate(ctx, paid, actor=actor)  # a past_due subscription: active again
     full = paid.status is InvoiceStatus.PAID
     return InvoiceResult(
         outcome=InvoiceOutcome.PAID if full else InvoiceOutcome.PARTIALLY_PAID,

@@ -55,6 +55,7 @@ __all__ = [
     "CertificateCancellation",
     "CollectionAttempted",
     "CollectionDeclined",
+    "CollectionGaveUp",
     "CollectionSucceeded",
     "CreditMemoCreated",
     "Event",
@@ -67,6 +68,7 @@ __all__ = [
     "RefundGaveUp",
     "RefundIssued",
     "SubscriptionAdded",
+    "SubscriptionCancelledForDelinquency",
     "SubscriptionPastDue",
     "SubscriptionRenewed",
     "VoidIssued",
@@ -243,6 +245,31 @@ class SubscriptionPastDue(Event):
     subscription: Subscription
     explanation: str
     charge: Transaction | None = None
+
+
+@attrs.frozen(kw_only=True)
+class CollectionGaveUp(Event):
+    """Automatic collection of ``invoice`` gave up: every try of the dunning schedule failed
+    (``attempts`` in all). The merchant's ``notify_emails`` are to be told; the invoice stays
+    open (it can still be paid by hand or recorded as paid outside the gateway)."""
+
+    hook: ClassVar[str] = "billing_core_collection_gave_up"
+    invoice: Invoice
+    attempts: int
+    notify_emails: tuple[str, ...] = attrs.field(converter=_strings)
+    explanation: str
+    subscription: Subscription | None = None
+
+
+@attrs.frozen(kw_only=True)
+class SubscriptionCancelledForDelinquency(Event):
+    """``subscription`` was cancelled because ``invoice`` was still unpaid at the end of the
+    delinquency period (``rules.collection.assess_unpaid``: ``cancel_on``)."""
+
+    hook: ClassVar[str] = "billing_core_subscription_cancelled_for_delinquency"
+    subscription: Subscription
+    invoice: Invoice
+    explanation: str
 
 
 @attrs.frozen(kw_only=True)

@@ -33,6 +33,7 @@ from .events import (
     CertificateCancellation,
     CollectionAttempted,
     CollectionDeclined,
+    CollectionGaveUp,
     CollectionSucceeded,
     CreditMemoCreated,
     InvoiceIssued,
@@ -44,6 +45,7 @@ from .events import (
     RefundGaveUp,
     RefundIssued,
     SubscriptionAdded,
+    SubscriptionCancelledForDelinquency,
     SubscriptionPastDue,
     SubscriptionRenewed,
     VoidIssued,
@@ -211,6 +213,25 @@ def billing_core_subscription_past_due(event: SubscriptionPastDue) -> None:
     """A renewal was not paid: the subscription is ``past_due`` on its old term and did not renew.
 
     ``event.explanation`` says why (the decline, the blocklist entry, no usable instrument).
+    """
+
+
+@hookspec
+def billing_core_collection_gave_up(event: CollectionGaveUp) -> None:
+    """Automatic collection of an invoice gave up: the dunning schedule ran out.
+
+    Tell the merchant (``event.notify_emails``); ``event.explanation`` has the figures. The
+    invoice stays open: it can still be paid by hand or recorded as paid outside the gateway.
+    """
+
+
+@hookspec
+def billing_core_subscription_cancelled_for_delinquency(
+    event: SubscriptionCancelledForDelinquency,
+) -> None:
+    """A subscription was cancelled: its invoice was unpaid at the end of the delinquency period.
+
+    ``event.explanation`` names the invoice, its due date and the cancellation date.
     """
 
 

@@ -366,14 +366,19 @@ def is_memory_sqlite(url: sa.URL) -> bool:
     return url.get_backend_name() == "sqlite" and (url.database or ":memory:") == ":memory:"
 
 
-def make_engine(url: str | sa.URL) -> Engine:
+def make_engine(url: str | sa.URL, *, pool_size: int | None = None) -> Engine:
     """An engine set up for the store: SQLite with ``BEGIN IMMEDIATE`` transactions, WAL and a
-    busy timeout; PostgreSQL through psycopg 3 (a bare ``postgresql://`` URL means psycopg)."""
+    busy timeout; PostgreSQL through psycopg 3 (a bare ``postgresql://`` URL means psycopg).
+    ``pool_size`` caps a PostgreSQL pool at that many connections (no overflow)."""
     u = sa.make_url(url)
     if u.drivername in ("postgresql", "postgres"):
         u = u.set(drivername="postgresql+psycopg")
     backend = u.get_backend_name()
     if backend == "postgresql":
+        if pool_size is not None:
+            return sa.create_engine(
+                u, pool_pre_ping=True, pool_size=pool_size, max_overflow=0, pool_timeout=120
+            )
         return sa.create_engine(u, pool_pre_ping=True)
     if backend != "sqlite":
         raise ConfigurationError(

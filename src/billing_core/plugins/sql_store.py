@@ -473,8 +473,10 @@ class SqlStore:
 
     name = "sql"
 
-    def __init__(self, url: str | sa.URL, *, create: bool = True) -> None:
-        self._engine = make_engine(url)
+    def __init__(
+        self, url: str | sa.URL, *, create: bool = True, pool_size: int | None = None
+    ) -> None:
+        self._engine = make_engine(url, pool_size=pool_size)
         self.url = self._engine.url
         self.dialect = self._engine.dialect.name
         memory = is_memory_sqlite(self.url)

@@ -80,6 +80,8 @@ class Action(enum.StrEnum):
     MANAGE_BLOCKLIST = "manage_blocklist"
     ISSUE_INVOICES = "issue_invoices"
     MANAGE_INVOICES = "manage_invoices"
+    COLLECT_PAYMENTS = "collect_payments"
+    RECORD_PAYMENT = "record_payment"
 
 
 class PermissionReason(Reason):
@@ -191,6 +193,8 @@ DEFAULT_POLICY: Final = PermissionPolicy(
         Action.ISSUE_INVOICES: _JOBS,
         Action.MANAGE_INVOICES: _BOTH,
         Action.DELIVER_EVENTS: _JOBS,
+        Action.COLLECT_PAYMENTS: _JOBS,
+        Action.RECORD_PAYMENT: _BOTH,
     },
     labels={
         Action.BLOCKLIST_CUSTOMER: "blocklist a customer",
@@ -218,6 +222,8 @@ DEFAULT_POLICY: Final = PermissionPolicy(
         Action.MANAGE_BLOCKLIST: "add or lift a blocklist entry",
         Action.ISSUE_INVOICES: "issue the due invoices",
         Action.MANAGE_INVOICES: "finalize, void and credit invoices and redeem coupons",
+        Action.COLLECT_PAYMENTS: "collect the due invoices",
+        Action.RECORD_PAYMENT: "record a payment made outside the gateway",
         Role.SUPPORT_AGENT: "support agent",
         Role.ADMIN: "admin",
         Role.SYSTEM: "system",

@@ -47,6 +47,7 @@ __all__ = [
     "Task",
     "ThreadWorkers",
     "charge_task",
+    "collect_task",
     "engine_for",
     "failing_refunds_task",
     "issue_invoices_task",
@@ -72,10 +73,15 @@ _engines_lock = threading.Lock()
 
 
 def engine_for(
-    store_url: str, gateway_url: str | None = None, *, worker_id: str = ""
+    store_url: str,
+    gateway_url: str | None = None,
+    *,
+    worker_id: str = "",
+    pool_size: int | None = None,
 ) -> tuple[BillingEngine, ManualClock]:
     """This process's engine for ``store_url`` (and a ``SharedGateway`` at ``gateway_url``,
-    default: the store's database and connection pool), made once and kept."""
+    default: the store's database and connection pool), made once and kept. ``pool_size``
+    caps the PostgreSQL pool (many processes on a server with few connections)."""
     cache_key = (store_url, gateway_url or store_url, worker_id)
     with _engines_lock:
         if cache_key not in _engines:
@@ -83,7 +89,7 @@ def engine_for(
                 old, _ = _engines.pop(stale)
                 old.store.close()
             clock = ManualClock(datetime(2026, 11, 21, 12, tzinfo=UTC))
-            store = SqlStore(store_url, create=False)
+            store = SqlStore(store_url, create=False, pool_size=pool_size)
             target = store.engine if gateway_url in (None, store_url) else gateway_url
             assert target is not None
             gateway = SharedGateway(target, clock=clock, create=False, settle_after=timedelta(0))
@@ -246,6 +252,30 @@ def issue_invoices_task(worker: int, wait: Callable[[], None], spec: Mapping[str
         "outcome": run.outcome.value,
         "numbers": [i.number for i in run.invoices],
         "skipped": [list(s) for s in run.skipped],
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def collect_task(worker: int, wait: Callable[[], None], spec: Mapping[str, Any]) -> Answer:
+    """Run ``collect_due`` at ``spec["now"]`` (every worker at once, over every due invoice, as
+    a cron job on many hosts would), on a pool of ``spec["pool_size"]`` connections (default
+    1). Answers the invoices this worker collected and how its run ended for the others."""
+    engine, clock = engine_for(
+        spec["store"], spec.get("gateway"), pool_size=spec.get("pool_size", 1)
+    )
+    clock.set(spec["now"])
+    wait()
+    started = time.perf_counter()
+    try:
+        run = engine.collect_due(spec["now"])
+    except Exception as exc:
+        return _error(exc)
+    return {
+        "outcome": run.outcome.value,
+        "collected": [c.invoice_id for c in run.collections if c.outcome == "collected"],
+        "others": [
+            [c.invoice_id, c.outcome.value] for c in run.collections if c.outcome != "collected"
+        ],
         "seconds": time.perf_counter() - started,
     }
 

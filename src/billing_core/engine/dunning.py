@@ -1,0 +1,212 @@
+"""The subscription and invoice records of collection: past due, back to active, cancelled for
+delinquency, and the dunning record kept on the invoice.
+
+Each helper runs in its own store session and re-reads what it changes locked, compare-and-set:
+many workers may run ``collect_due`` at once, and a record moves once.
+
+* ``past_due``: a failed collection moves the invoice's subscription to ``past_due``
+  (``renewal_unpaid`` in ``rules.subscription_states``), audited and emitted
+  (``SubscriptionPastDue``).
+* ``reactivate``: a paid invoice moves a ``past_due`` subscription back to ``active``
+  (``renewal_paid``), audited (``subscription.reactivated``).
+* ``record_failure``: the failed attempt counted on the invoice with the dunning schedule's next
+  date (or ``collection_stopped="gave_up"``), only when the invoice still counts the attempts
+  before it (a concurrent worker's failure of the same attempt is counted once).
+* ``cancel_for_delinquency``: the subscription is cancelled (``delinquent``) and the invoice's
+  collection stops, audited and emitted (``SubscriptionCancelledForDelinquency``).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import attrs
+
+from ..invoices import Invoice, InvoiceStatus
+from ..model import Subscription, SubscriptionState
+from ..plugins.events import (
+    CollectionGaveUp,
+    SubscriptionCancelledForDelinquency,
+    SubscriptionPastDue,
+)
+from ..rules.dunning import DunningStep
+from ..rules.subscription_states import StateEvent, next_state
+from .context import EngineContext
+from .invoice_flows import _get, retrying
+
+__all__ = [
+    "GAVE_UP",
+    "STOPPED_DELINQUENT",
+    "cancel_for_delinquency",
+    "past_due",
+    "reactivate",
+    "record_failure",
+]
+
+GAVE_UP = "gave_up"
+STOPPED_DELINQUENT = "delinquent"
+
+
+def _move(
+    ctx: EngineContext,
+    subscription_id: str,
+    event: StateEvent,
+    action: str,
+    actor: str,
+    *,
+    fallback: StateEvent | None = None,
+    **detail: str,
+) -> Subscription | None:
+    """Move the subscription by ``event`` (else ``fallback``) if its state allows it; the
+    stored one, else None."""
+
+    def run() -> Subscription | None:
+        with ctx.store.session() as s:
+            current = s.get_subscription(subscription_id, lock=True)
+            if current is None:
+                return None
+            move = next_state(current.state, event)
+            if not move.allowed and fallback is not None:
+                move = next_state(current.state, fallback)
+            if not move.allowed or move.state is current.state:
+                return None
+            stored = attrs.evolve(current, state=move.state)
+            if move.state is SubscriptionState.CANCELLED:
+                stored = attrs.evolve(stored, auto_renew=False)
+            s.put_subscription(stored)
+            ctx.audit(s, action=action, subject_id=subscription_id, actor=actor, detail=detail)
+            return stored
+
+    return retrying(run)
+
+
+def past_due(ctx: EngineContext, invoice: Invoice, why: str, *, actor: str) -> Subscription | None:
+    """The invoice's subscription goes ``past_due`` (if it can); emitted with ``why``."""
+    if invoice.subscription_id is None:
+        return None
+    stored = _move(
+        ctx,
+        invoice.subscription_id,
+        StateEvent.RENEWAL_UNPAID,
+        "subscription.past_due",
+        actor,
+        invoice=invoice.id,
+    )
+    if stored is not None:
+        text = (
+            f"Subscription {stored.id} is past due: invoice {invoice.number} "
+            f"({invoice.amount_remaining} due on {_due(invoice).isoformat()}) was not collected. "
+            f"{why}"
+        )
+        ctx.emit(SubscriptionPastDue(at=ctx.now(), subscription=stored, explanation=text))
+    return stored
+
+
+def reactivate(ctx: EngineContext, invoice: Invoice, *, actor: str) -> Subscription | None:
+    """A paid invoice returns its ``past_due`` subscription to ``active``."""
+    if invoice.subscription_id is None or invoice.status is not InvoiceStatus.PAID:
+        return None
+    return _move(
+        ctx,
+        invoice.subscription_id,
+        StateEvent.RENEWAL_PAID,
+        "subscription.reactivated",
+        actor,
+        invoice=invoice.id,
+    )
+
+
+def _due(invoice: Invoice) -> date:
+    due = invoice.due_on or invoice.issued_on
+    assert due is not None  # an open invoice was issued
+    return due
+
+
+def record_failure(
+    ctx: EngineContext, invoice_id: str, attempt: int, step: DunningStep, *, actor: str
+) -> Invoice | None:
+    """Count failed attempt ``attempt`` on the invoice (once) with the schedule's next date, or
+    stop collecting it (``gave_up``); audited, and the merchant notified on giving up. None
+    when another worker counted it first."""
+
+    def run() -> Invoice | None:
+        with ctx.store.session() as s:
+            current = _get(s, invoice_id, lock=True)
+            if current.collection_attempts != attempt - 1 or current.collection_stopped:
+                return None
+            stored = attrs.evolve(
+                current,
+                collection_attempts=attempt,
+                next_collection_on=step.on,
+                collection_stopped=GAVE_UP if step.give_up else None,
+            )
+            s.update_invoice(stored)
+            ctx.audit(
+                s,
+                action="invoice.collection_gave_up" if step.give_up else "invoice.dunning",
+                subject_id=invoice_id,
+                actor=actor,
+                detail={
+                    "attempt": attempt,
+                    "next_collection_on": step.on.isoformat() if step.on else None,
+                },
+            )
+            return stored
+
+    stored = retrying(run)
+    if stored is not None and step.give_up:
+        sub = None
+        if stored.subscription_id is not None:
+            with ctx.store.session() as s:
+                sub = s.get_subscription(stored.subscription_id)
+        ctx.emit(
+            CollectionGaveUp(
+                at=ctx.now(),
+                invoice=stored,
+                attempts=attempt,
+                notify_emails=ctx.notify_emails,
+                explanation=f"Invoice {stored.number}: {stored.amount_remaining} due on "
+                f"{_due(stored).isoformat()} could not be collected. {step.explanation}",
+                subscription=sub,
+            )
+        )
+    return stored
+
+
+def cancel_for_delinquency(
+    ctx: EngineContext, invoice: Invoice, explanation: str, *, actor: str
+) -> Subscription | None:
+    """Cancel the invoice's subscription (``delinquent``) and stop collecting the invoice."""
+
+    def stop() -> bool:
+        with ctx.store.session() as s:
+            current = _get(s, invoice.id, lock=True)
+            if current.collection_stopped == STOPPED_DELINQUENT:
+                return False
+            s.update_invoice(
+                attrs.evolve(
+                    current, collection_stopped=STOPPED_DELINQUENT, next_collection_on=None
+                )
+            )
+            return True
+
+    if not retrying(stop):
+        return None
+    if invoice.subscription_id is None:
+        return None
+    stored = _move(
+        ctx,
+        invoice.subscription_id,
+        StateEvent.DELINQUENT,
+        "subscription.cancelled_for_delinquency",
+        actor,
+        fallback=StateEvent.CANCEL,  # never collected (autopay off): still active
+        invoice=invoice.id,
+    )
+    if stored is not None:
+        ctx.emit(
+            SubscriptionCancelledForDelinquency(
+                at=ctx.now(), subscription=stored, invoice=invoice, explanation=explanation
+            )
+        )
+    return stored
