@@ -12,10 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from billing_core import BillingEngine, InvoiceStatus, SubscriptionState
+from billing_core import BillingEngine, InvoiceStatus, PaymentInstrument, SubscriptionState
 from billing_core.engine.collect import CollectOutcome
 from billing_core.plugins.sandbox_gateway import Fault
 from test_engine_collect import (
+    AGENT,
     AMOUNT,
     DUE,
     Recorder,
@@ -135,3 +136,32 @@ def _run(engine: BillingEngine, steps: list[tuple[str, object]]) -> None:
     stored = engine.invoice(inv)
     assert not stored.payments_in_flight
     assert stored.amount_paid == sum(collected(engine, inv), AMOUNT * 0)  # the figures add up
+
+
+@pytest.mark.parametrize("fault", [Fault.TIMEOUT_AFTER_SEND, Fault.TIMEOUT_BEFORE_SEND])
+def test_a_lost_answer_on_the_backup_card_is_settled_by_reconcile(
+    engine: BillingEngine, fault: Fault
+) -> None:
+    """The primary card declines, the backup's answer is lost: the invoice's amount is reserved
+    for the payment in doubt, and ``reconcile()`` settles it from the backup's sale
+    (``<key>:sale:2``), not only the first card's: paid when the gateway took the money, released
+    (and collected again, once) when it did not. Before, only ``<key>:sale`` was looked at and the
+    amount stayed reserved for good."""
+    engine.add_instrument("c1", PaymentInstrument(id="pi-amex"), backup=True, actor=AGENT)
+    inv = issue(engine, subscribe(engine))
+    sandbox(engine).script("sale", [Fault.DECLINE, fault])
+    on(engine, DUE)
+    (first,) = engine.collect_due().collections
+    assert first.outcome is CO.UNKNOWN, first.explanation
+    assert engine.invoice(inv).payments_in_flight
+    engine.reconcile()
+    stored = engine.invoice(inv)
+    assert not stored.payments_in_flight, "settled from the backup card's sale"
+    if fault is Fault.TIMEOUT_AFTER_SEND:  # the gateway took it: paid, nothing more to collect
+        assert stored.status is InvoiceStatus.PAID
+    else:  # never sent: released, and the next run collects it
+        assert stored.status is InvoiceStatus.OPEN
+        engine.collect_due()
+    final = engine.invoice(inv)
+    assert final.status is InvoiceStatus.PAID and final.amount_paid == AMOUNT
+    assert collected(engine, inv) == [AMOUNT]  # taken exactly once

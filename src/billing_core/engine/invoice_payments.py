@@ -9,6 +9,8 @@ fate is unknown, until ``reconcile()`` learns it (``settle_payments_in_flight``)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import attrs
 
 from ..invoices import Invoice, InvoiceStatus
@@ -93,13 +95,17 @@ def settle_payments_in_flight(ctx: EngineContext, *, actor: str) -> int:
     for invoice in waiting:
         with ctx.store.session() as s:
             sales = {
-                t.idempotency_key: t for t in s.list_transactions(customer_id=invoice.customer_id)
+                t.idempotency_key: t
+                for t in s.list_transactions(customer_id=invoice.customer_id)
+                if t.idempotency_key is not None
             }
         for key, pay in invoice.payments_in_flight:
-            sale = sales.get(f"{key}:sale")
-            if sale is None or sale.status not in (*_TAKEN, TransactionStatus.FAILED):
-                continue
-            taken = sale if sale.status in _TAKEN else None
+            attempts = _attempts(sales, key)
+            if not attempts or any(
+                t.status not in (*_TAKEN, TransactionStatus.FAILED) for t in attempts
+            ):
+                continue  # not sent yet, or an attempt still in doubt: reconcile decides first
+            taken = next((t for t in attempts if t.status in _TAKEN), None)
             paid, _ = retrying(
                 lambda i=invoice.id, k=key, p=pay, t=taken: _settle(  # type: ignore[misc]
                     ctx, i, k, p, t, actor
@@ -110,6 +116,17 @@ def settle_payments_in_flight(ctx: EngineContext, *, actor: str) -> int:
                 ctx.emit(InvoicePaid(at=ctx.now(), invoice=paid, payment=taken))
                 dunning.reactivate(ctx, paid, actor=actor)  # a past_due subscription: active
     return settled
+
+
+def _attempts(sales: Mapping[str, Transaction], key: str) -> list[Transaction]:
+    """The sales of a payment's charge: one per instrument tried, keyed ``<key>:sale`` (the
+    first) and ``<key>:sale:2``, ``<key>:sale:3``... (the backups after a decline)."""
+    prefix = f"{key}:sale"
+    return [
+        t
+        for k, t in sales.items()
+        if k == prefix or (k.startswith(f"{prefix}:") and k[len(prefix) + 1 :].isdigit())
+    ]
 
 
 class _Refused(Exception):
