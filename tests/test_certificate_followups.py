@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 import test_engine as base
 from billing_core import BillingEngine, Certificate, CertificateStatus, Customer, Money, Period
 from billing_core.engine import CertificateFollowUpResult, ChargeOutcome, JobOutcome
+from billing_core.errors import InvalidValueError
 from billing_core.plugins.sandbox_certificates import SandboxCertificateProvider
 from billing_core.plugins.sandbox_gateway import SandboxGateway
 from billing_core.rules.permissions import SYSTEM_ACTOR
@@ -45,11 +46,12 @@ class Flaky:
         self.down: set[str] = set()
         self.lost: set[str] = set()
         self.keys: list[str] = []
+        self.error: Exception = ConnectionError("provider down")
 
     def __call__(self, **kwargs: object) -> Certificate:
         self.keys.append(str(kwargs["idempotency_key"]))
         if kwargs["domain"] in self.down:
-            raise ConnectionError("provider down")
+            raise self.error
         cert = self.real(**kwargs)
         if kwargs["domain"] in self.lost:
             raise TimeoutError("answer lost")
@@ -145,6 +147,22 @@ def test_a_provider_failing_again_leaves_it_for_the_next_run(
     assert second == CertificateFollowUpResult(checked=1, ordered=(cert_a,))
     assert _at_provider(_provider(engine), "a.example") == [cert_a]
     assert _at_provider(_provider(engine), "b.example") == [cert_b]
+
+
+def test_any_error_of_one_certificate_never_stops_the_others(
+    engine: BillingEngine, flaky: Flaky
+) -> None:
+    flaky.down = {"a.example", "b.example"}
+    cert_a, cert_b = _subscribe(engine, ["a.example", "b.example"])
+    flaky.down = {"a.example"}
+    flaky.error = InvalidValueError("is not a domain we sign", field="domain")
+
+    result = engine.order_pending_certificates()
+
+    assert result.ordered == (cert_b,)
+    assert result.still_pending == (
+        (cert_a, "InvalidValueError: is not a domain we sign @ $.domain"),
+    )
 
 
 def test_a_lost_answer_gets_the_same_certificate_back(engine: BillingEngine, flaky: Flaky) -> None:
