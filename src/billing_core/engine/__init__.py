@@ -26,6 +26,7 @@ from .invoice_results import (
 from .results import (
     CancellationOutcome,
     CancellationResult,
+    CertificateFollowUpResult,
     ChargeOutcome,
     ChargeResult,
     CloseOutcome,
@@ -56,6 +57,7 @@ __all__ = [
     "BillingEngine",
     "CancellationOutcome",
     "CancellationResult",
+    "CertificateFollowUpResult",
     "ChargeOutcome",
     "ChargeResult",
     "CloseOutcome",

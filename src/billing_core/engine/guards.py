@@ -85,6 +85,7 @@ METHOD_ACTIONS: Final[Mapping[str, Action]] = {
     "reenable": Action.REENABLE_SUBSCRIPTION,
     "cancel": Action.CANCEL_SUBSCRIPTION,
     "renew_due": Action.RENEW_SUBSCRIPTIONS,
+    "order_pending_certificates": Action.RENEW_SUBSCRIPTIONS,
     "charge": Action.CHARGE,
     "refund_transaction": Action.REFUND_TRANSACTION,
     "refund_order": Action.REFUND_TRANSACTION,

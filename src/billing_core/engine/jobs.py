@@ -12,12 +12,13 @@ from ..errors import InvalidValueError
 from ..model import UsageEvent
 from ..rules.permissions import SYSTEM_ACTOR, Actor
 from ..timeutil import require_aware
-from . import invoice_payments, refund_queue, subscriptions
+from . import certificate_followups, invoice_payments, refund_queue, subscriptions
 from . import reconcile as reconciliation
 from .base import EngineBase
 from .guards import actor as _actor
 from .idempotency import recover_keys
 from .results import (
+    CertificateFollowUpResult,
     DeliveryResult,
     JobOutcome,
     QueueRunResult,
@@ -112,6 +113,32 @@ class EngineJobs(EngineBase):
                 outcome=JobOutcome.DENIED, reason=str(d.reason), explanation=d.explanation
             ),
             body,
+        )
+
+    def order_pending_certificates(
+        self, *, limit: int | None = None, actor: Actor | None = None
+    ) -> CertificateFollowUpResult:
+        """Order again, at the provider, the certificates kept ``pending`` because it failed
+        after the money moved (audit ``certificate.order_pending``), up to ``limit``, under the
+        same provider key (a provider that did order one answers with it, never a second):
+        each is stored and audited ``certificate.ordered``, or audited
+        ``certificate.order_retry_failed`` and left for the next run."""
+        who = SYSTEM_ACTOR if actor is None else _actor(actor)
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 0
+        ):
+            raise InvalidValueError(
+                "must be None or an int of at least 0", field="limit", value=limit
+            )
+        return self._guarded(
+            "order_pending_certificates",
+            who,
+            lambda d: CertificateFollowUpResult(
+                outcome=JobOutcome.DENIED, reason=str(d.reason), explanation=d.explanation
+            ),
+            lambda: certificate_followups.order_pending_certificates(
+                self.ctx, limit=limit, actor=who.id
+            ),
         )
 
     # -- usage -------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from ..plugins.protocols import CancellationState
 __all__ = [
     "CancellationOutcome",
     "CancellationResult",
+    "CertificateFollowUpResult",
     "ChargeOutcome",
     "ChargeResult",
     "CloseOutcome",
@@ -373,3 +374,33 @@ class CancellationResult:
     certificate: Certificate | None = None
     state: CancellationState | None = None
     reason: str | None = None
+
+
+def _certificate_followup_explanation(r: CertificateFollowUpResult) -> str:
+    if r.outcome is JobOutcome.DENIED:
+        return "No pending certificate was ordered."
+    if r.checked == 0:
+        return "No certificate was waiting to be ordered again."
+    return f"Ordered {len(r.ordered)} of {_plural(r.checked, 'pending certificate')} again" + (
+        f"; {len(r.still_pending)} still pending, tried again next run "
+        f"({_failures(r.still_pending)})."
+        if r.still_pending
+        else "."
+    )
+
+
+@attrs.frozen(kw_only=True)
+class CertificateFollowUpResult:
+    """One pass of ``order_pending_certificates``: the certificates kept ``pending`` after a
+    provider failed (audit ``certificate.order_pending``) ordered again. ``ordered``: the ids
+    the provider ordered now; ``still_pending``: (certificate id, error) of those it failed
+    again (audited ``certificate.order_retry_failed``, left for the next run)."""
+
+    checked: int = 0
+    ordered: tuple[str, ...] = ()
+    still_pending: tuple[tuple[str, str], ...] = ()
+    outcome: JobOutcome = JobOutcome.DONE
+    reason: str | None = None
+    explanation: str = attrs.field(
+        default=attrs.Factory(_certificate_followup_explanation, takes_self=True)
+    )
