@@ -343,9 +343,9 @@ def test_worker_stops_gracefully_on_sigterm(seeded_sqlite: Seeded) -> None:
     )
     assert worker.stdout is not None
     lines = []
-    for line in worker.stdout:  # the first pass ends with reconcile; then it sleeps 30 s
+    for line in worker.stdout:  # the first pass ends with its last step; then it sleeps 30 s
         lines.append(line)
-        if line.startswith("pass 1 reconcile:"):
+        if line.startswith("pass 1 events:"):  # events is the last of DEFAULT_STEPS
             break
     started = time.monotonic()
     worker.send_signal(signal.SIGTERM)
