@@ -4,10 +4,12 @@ A mixin of the SQL session (``sql_store``), one code path for SQLite and Postgre
 
 * **Pending lines** (``invoice_lines``): a line is pending while its ``invoice_id`` is NULL.
   ``take_pending_lines`` is one ``UPDATE ... SET invoice_id = :invoice WHERE invoice_id IS NULL
-  ... RETURNING``. On PostgreSQL the rows are picked with ``FOR UPDATE SKIP LOCKED`` (lines
-  another issuer is taking right now are left to it, no waiting) and the UPDATE re-checks
-  ``invoice_id IS NULL`` on the committed row; on SQLite the session holds the write lock. So a
-  line is taken once, and a rolled back session leaves it pending (for the next run).
+  ... RETURNING``. On PostgreSQL the issuer first takes a transaction-scoped advisory lock per
+  subscription and currency without waiting (``pg_try_advisory_xact_lock``): subscriptions
+  another issuer is taking right now are left to it whole, so one subscription's lines are never
+  split over two invoices; the UPDATE re-checks ``invoice_id IS NULL`` on the committed row. On
+  SQLite the session holds the write lock. So a line is taken once, an invoice takes all of its
+  subscriptions' due lines, and a rolled back session leaves them pending (for the next run).
 * **Numbering** (``invoice_counters``): ``INSERT ... ON CONFLICT (prefix) DO UPDATE SET n = n + 1
   RETURNING n``, in the issuing session. The counter row stays locked until that session ends
   (a row lock on PostgreSQL, the write lock on SQLite), so the next issuer waits for the commit
@@ -129,9 +131,8 @@ class SqlInvoiceTables:
             t.c.currency == currency,
             self._due(up_to),
         )
-        if self._pg:  # lines another issuer is taking right now are its own: skip, never wait
-            mine = sa.select(t.c.seq).where(*where).with_for_update(skip_locked=True)
-            where = (t.c.seq.in_(mine.scalar_subquery()), self._due(up_to))
+        if self._pg and not self._claim_subscriptions(sorted(order), currency):
+            return []  # another issuer is taking these subscriptions' lines right now: its own
         stmt = (
             sa.update(t)
             .where(*where)
@@ -140,6 +141,19 @@ class SqlInvoiceTables:
         )
         rows = sorted(self._exec(stmt).all(), key=lambda r: (order[r[1]], r[0]))
         return [decode(data, InvoiceLine) for _, _, data in rows]
+
+    def _claim_subscriptions(self, subscription_ids: Sequence[str], currency: str) -> bool:
+        """PostgreSQL: take a transaction-scoped advisory lock per ``(subscription, currency)``,
+        in sorted order, without waiting; False (take nothing) at the first one another issuer
+        holds. Locking whole subscriptions, not rows, keeps an invoice whole: with row locks
+        (``FOR UPDATE SKIP LOCKED``) two issuers could each lock some of one subscription's lines
+        and split them over two invoices. The locks end with the session; the UPDATE that follows
+        starts after them, so it sees every line an earlier issuer committed as taken."""
+        for sub in subscription_ids:
+            key = sa.func.hashtextextended(f"billing_core.invoice_lines:{sub}:{currency}", 0)
+            if not self._exec(sa.select(sa.func.pg_try_advisory_xact_lock(key))).scalar_one():
+                return False
+        return True
 
     # -- invoices ---------------------------------------------------------------------------
     @staticmethod
