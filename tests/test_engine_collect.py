@@ -25,6 +25,8 @@ from billing_core.engine.invoice_results import InvoiceOutcome
 from billing_core.errors import InvalidTypeError, InvalidValueError
 from billing_core.plugins.events import (
     CollectionGaveUp,
+    InvoiceMarkedUncollectible,
+    OutsidePaymentRecorded,
     Event,
     SubscriptionCancelledForDelinquency,
     SubscriptionPastDue,
@@ -58,6 +60,14 @@ class Recorder:
 
     @hookimpl
     def billing_core_subscription_cancelled_for_delinquency(self, event: Event) -> None:
+        self.events.append(event)
+
+    @hookimpl
+    def billing_core_invoice_marked_uncollectible(self, event: Event) -> None:
+        self.events.append(event)
+
+    @hookimpl
+    def billing_core_outside_payment_recorded(self, event: Event) -> None:
         self.events.append(event)
 
     def of(self, kind: type[Event]) -> list[Event]:
@@ -166,10 +176,15 @@ def test_kill_bill_overdue_timeline(engine: BillingEngine, recorder: Recorder) -
     assert engine.subscription(sub).state is SubscriptionState.CANCELLED
     stored = engine.invoice(inv)
     assert (stored.status, stored.collection_attempts, stored.collection_stopped) == (
-        InvoiceStatus.OPEN,
+        InvoiceStatus.UNCOLLECTIBLE,  # written off, still payable
         4,
         "delinquent",
     )
+    assert stored.amount_remaining == AMOUNT
+    (written_off,) = recorder.of(InvoiceMarkedUncollectible)
+    assert isinstance(written_off, InvoiceMarkedUncollectible)
+    assert written_off.invoice.status is InvoiceStatus.UNCOLLECTIBLE
+    assert "99.00 USD unpaid, written off as uncollectible" in written_off.explanation
     (past_due,) = recorder.of(SubscriptionPastDue)  # once: it stays past due meanwhile
     assert "INV-000001 (99.00 USD due on 2026-03-03) was not collected" in str(past_due)
     (gave_up,) = recorder.of(CollectionGaveUp)
@@ -183,6 +198,7 @@ def test_kill_bill_overdue_timeline(engine: BillingEngine, recorder: Recorder) -
     actions = [e.action for e in engine.audit_log(subject_id=inv)]
     assert actions.count("invoice.dunning") == 3
     assert actions.count("invoice.collection_gave_up") == 1
+    assert actions.count("invoice.marked_uncollectible") == 1
     on(engine, DUE + timedelta(days=40))
     assert engine.collect_due().collections == ()  # nothing more, ever
 

@@ -498,6 +498,27 @@ def test_invoice_voided_hook() -> None:
     check_event(events.InvoiceVoided(at=AT, invoice=attrs.evolve(_invoice(), status="void")))
 
 
+@exercises("billing_core_invoice_marked_uncollectible")
+def test_invoice_marked_uncollectible_hook() -> None:
+    check_event(
+        events.InvoiceMarkedUncollectible(
+            at=AT,
+            invoice=attrs.evolve(_invoice(), status="uncollectible"),
+            explanation="Invoice INV-000001 is written off.",
+        )
+    )
+
+
+@exercises("billing_core_outside_payment_recorded")
+def test_outside_payment_recorded_hook() -> None:
+    invoice = _invoice()
+    check_event(
+        events.OutsidePaymentRecorded(
+            at=AT, invoice=invoice, amount=Money("1.00", invoice.currency), reference="cheque 42"
+        )
+    )
+
+
 @exercises("billing_core_credit_memo_created")
 def test_credit_memo_created_hook() -> None:
     item = CreditMemoItem(description="seat", quantity=1, unit_price=Money("9.99", "EUR"))

@@ -34,7 +34,12 @@ def test_admin_can_blocklist() -> None:
     assert d.explanation == "u-1 (admin) may blocklist a customer."
 
 
-ADMIN_ONLY = {Action.BLOCKLIST_CUSTOMER, Action.UNBLOCKLIST_CUSTOMER, Action.MANAGE_BLOCKLIST}
+ADMIN_ONLY = {
+    Action.BLOCKLIST_CUSTOMER,
+    Action.UNBLOCKLIST_CUSTOMER,
+    Action.MANAGE_BLOCKLIST,
+    Action.WRITE_OFF_INVOICES,
+}
 JOBS = {  # the host's jobs: admins and the system role (SYSTEM_ACTOR), not support agents
     Action.RENEW_SUBSCRIPTIONS,
     Action.RECORD_USAGE,

@@ -23,6 +23,7 @@ from .invoice_results import (
     TaxProfileOutcome,
     TaxProfileResult,
 )
+from .overdue import PastDueInvoice
 from .results import (
     CancellationOutcome,
     CancellationResult,
@@ -80,6 +81,7 @@ __all__ = [
     "InvoiceRunResult",
     "InvoiceSettings",
     "JobOutcome",
+    "PastDueInvoice",
     "QueueRunResult",
     "ReconcileResult",
     "RefundOutcome",

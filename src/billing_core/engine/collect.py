@@ -2,7 +2,8 @@
 
 ``collect_due(now)`` looks at every ``open`` invoice whose due date (``due_on``, else
 ``issued_on``) has come on its customer's local date and whose subscription has ``autopay`` on
-(an invoice of no one subscription is collected too). Each is paid through ``pay_invoice``'s
+and is neither pending, suspended, cancelled nor expired (an invoice of no one subscription is
+collected too). Each is paid through ``pay_invoice``'s
 path: the amount is reserved on the invoice in the session that writes the sale ahead, the
 customer's instruments are tried in payment order, and the idempotency key is
 ``collect:<invoice id>:<attempt>``, so a run, a concurrent worker or a replay never charges an
@@ -11,7 +12,9 @@ invoice twice. Per invoice, in order:
 1. Left alone: cancelled for delinquency already, a payment in flight (its answer was lost:
    ``reconcile()`` first), or not due yet.
 2. **Delinquent** (``rules.collection.assess_unpaid`` with ``delinquency_period``: ``cancel_on``
-   has come): the subscription is cancelled with the rule's sentence and collection stops.
+   has come; AutoPay on or off): the invoice is written off (``uncollectible``, still payable)
+   and its subscription cancelled with the rule's sentence (``cancelled``); an invoice of no
+   subscription (or of one cancelled already) is only written off (``uncollectible``).
 3. Unless AutoPay is off, the schedule gave up (``gave_up``) or its ``next_collection_on``
    has not come, one attempt: ``collected`` (paid; a ``past_due`` subscription is ``active``
    again), ``declined`` (declined on every instrument, blocked by a blocklist entry or the
@@ -22,7 +25,8 @@ invoice twice. Per invoice, in order:
    on the next run), ``unknown`` (the answer was lost: reserved until ``reconcile()``).
 
 ``record_outside_payment`` records money received outside the gateway (a cheque, a wire) on an
-open invoice: no gateway call, ``amount_paid`` grows by it and ``outside_payments`` names it.
+open (or uncollectible) invoice: no gateway call, ``amount_paid`` grows by it,
+``outside_payments`` names it, and ``OutsidePaymentRecorded`` is emitted.
 """
 
 from __future__ import annotations
@@ -38,13 +42,14 @@ from ..invoices import Invoice, InvoiceStatus
 from ..model import Customer, SubscriptionState
 from ..money import Money
 from ..periods import Period
+from ..plugins.events import OutsidePaymentRecorded
 from ..rules import collection
 from ..rules import dunning as dunning_rules
 from ..rules import invoice_transitions as transitions
 from ..rules.invoice_transitions import InvoiceEvent
 from ..serialization import unstructure
 from ..timeutil import local_date, timezone
-from . import dunning, invoice_payments
+from . import dunning, invoice_payments, overdue
 from .charging import NO_USABLE_INSTRUMENT
 from .context import EngineContext
 from .guards import blocklisted
@@ -68,7 +73,16 @@ DEFAULT_DELINQUENCY_PERIOD = Period.days(30)
 """How long an invoice may stay unpaid after its due date before its subscription is
 cancelled (``collect_due(delinquency_period=...)``; ``None`` never cancels)."""
 
-_NOT_COLLECTED = frozenset({SubscriptionState.CANCELLED, SubscriptionState.EXPIRED})
+_NOT_COLLECTED = frozenset(
+    {
+        SubscriptionState.PENDING,
+        SubscriptionState.SUSPENDED,
+        SubscriptionState.CANCELLED,
+        SubscriptionState.EXPIRED,
+    }
+)
+"""Subscriptions whose invoices AutoPay leaves alone (paused, ended, or not started)."""
+_ENDED = frozenset({SubscriptionState.CANCELLED, SubscriptionState.EXPIRED})
 
 
 class CollectOutcome(enum.StrEnum):
@@ -79,7 +93,8 @@ class CollectOutcome(enum.StrEnum):
     GAVE_UP = "gave_up"  # declined on the schedule's last try: the merchant is notified
     FAILED = "failed"  # never reached the gateway: tried again with the same key next run
     UNKNOWN = "unknown"  # the gateway's answer was lost: reserved until reconcile()
-    CANCELLED = "cancelled"  # delinquent: the subscription was cancelled
+    CANCELLED = "cancelled"  # delinquent: written off, and the subscription was cancelled
+    UNCOLLECTIBLE = "uncollectible"  # delinquent: written off (no subscription to cancel)
     DENIED = "denied"  # nothing to collect (paid, void, being paid, ...): nothing charged
 
 
@@ -138,17 +153,12 @@ def collection_key(invoice_id: str, attempt: int) -> str:
     return f"collect:{invoice_id}:{attempt}"
 
 
-def _due(invoice: Invoice) -> date:
-    due = invoice.due_on or invoice.issued_on
-    assert due is not None  # issued
-    return due
-
-
 def _today(
     ctx: EngineContext, invoice: Invoice, now: datetime
 ) -> tuple[date, bool, Customer | None]:
     """The customer's local date at ``now``, whether the invoice's subscription (if any) is
-    collected automatically (autopay on, not cancelled or expired), and the customer."""
+    collected automatically (autopay on, and not pending, suspended, cancelled or expired), and
+    the customer."""
     with ctx.store.session() as s:
         customer = s.get_customer(invoice.customer_id)
         sub = s.get_subscription(invoice.subscription_id) if invoice.subscription_id else None
@@ -217,7 +227,7 @@ def collect_one(
     if invoice.collection_stopped == dunning.STOPPED_DELINQUENT or invoice.payments_in_flight:
         return None
     today, auto, customer = _today(ctx, invoice, now)
-    due_on = _due(invoice)
+    due_on = overdue.due_date(invoice)
     if today < due_on:
         return None
     sub_id = invoice.subscription_id
@@ -226,18 +236,7 @@ def collect_one(
             due_on=due_on, today=today, delinquency_period=delinquency_period
         )
         if unpaid.state is collection.UnpaidState.DELINQUENT:
-            text = f"Invoice {invoice.number}: {unpaid.explanation}"
-            cancelled = dunning.cancel_for_delinquency(ctx, invoice, text, actor=actor)
-            if cancelled is None and sub_id is not None:
-                return None  # another worker did it, or nothing to cancel
-            return CollectionResult(
-                invoice_id=invoice.id,
-                outcome=CollectOutcome.CANCELLED,
-                reason="delinquent",
-                explanation=text,
-                attempt=invoice.collection_attempts,
-                subscription_id=sub_id,
-            )
+            return _delinquent(ctx, invoice, unpaid, actor=actor)
     if not auto or invoice.collection_stopped:  # autopay off, or the schedule ran out
         return None
     if invoice.next_collection_on is not None and today < invoice.next_collection_on:
@@ -299,6 +298,39 @@ def collect_one(
     )
 
 
+def _delinquent(
+    ctx: EngineContext, invoice: Invoice, unpaid: collection.UnpaidAssessment, *, actor: str
+) -> CollectionResult | None:
+    """Step 2: write the invoice off and cancel its subscription (None: another worker did)."""
+    left = f"{invoice.amount_remaining} unpaid, written off as uncollectible (a late payment is "
+    live = False
+    if invoice.subscription_id is not None:
+        with ctx.store.session() as s:
+            sub = s.get_subscription(invoice.subscription_id)
+        live = sub is not None and sub.state not in _ENDED
+    if live:
+        text = f"Invoice {invoice.number}: {unpaid.explanation} {left}still taken)."
+    else:
+        assert unpaid.cancel_on is not None
+        text = (
+            f"Invoice {invoice.number}: due on {unpaid.due_on.isoformat()} and unpaid "
+            f"{(unpaid.today - unpaid.due_on).days} days later, past the end of its delinquency "
+            f"period on {unpaid.cancel_on.isoformat()}: {left}still taken)."
+        )
+    done = dunning.cancel_for_delinquency(ctx, invoice, text, actor=actor)
+    if done is None:
+        return None  # another worker wrote it off first
+    _, cancelled = done
+    return CollectionResult(
+        invoice_id=invoice.id,
+        outcome=CollectOutcome.CANCELLED if cancelled else CollectOutcome.UNCOLLECTIBLE,
+        reason="delinquent",
+        explanation=text,
+        attempt=invoice.collection_attempts,
+        subscription_id=invoice.subscription_id,
+    )
+
+
 # -- outside payments ------------------------------------------------------------------------
 def record_outside_payment(
     ctx: EngineContext,
@@ -339,6 +371,7 @@ def record_outside_payment(
     stored, refused, why, pay = retrying(run)
     if refused is not None:
         return refused
+    ctx.emit(OutsidePaymentRecorded(at=ctx.now(), invoice=stored, amount=pay, reference=reference))
     dunning.reactivate(ctx, stored, actor=actor)
     full = stored.status is InvoiceStatus.PAID
     return InvoiceResult(

@@ -1,5 +1,5 @@
 """The collection calls of ``BillingEngine`` (a mixin, like ``engine.jobs``): ``collect_due``
-(a job), ``record_outside_payment`` and ``set_autopay``. The flows are ``engine.collect`` and
+(a job), ``record_outside_payment``, ``set_autopay`` and the ``past_due_invoices`` read. The flows are ``engine.collect`` and
 ``engine.dunning``; see docs/collection.md, "Collecting due invoices".
 """
 
@@ -17,7 +17,7 @@ from ..rules.dunning import DunningPolicy
 from ..rules.invoice_transitions import payment_event
 from ..rules.permissions import SYSTEM_ACTOR, Actor
 from ..timeutil import require_aware
-from . import collect, invoice_flows
+from . import collect, invoice_flows, overdue
 from .base import EngineBase
 from .collect import (
     DEFAULT_DELINQUENCY_PERIOD,
@@ -29,8 +29,22 @@ from .collect import (
 from .guards import actor as _actor
 from .guards import ident
 from .invoice_results import InvoiceOutcome, InvoiceResult
+from .overdue import PastDueInvoice
 
-__all__ = ["EngineCollect"]
+__all__ = ["EngineCollect", "check_delinquency_period"]
+
+
+def check_delinquency_period(period: object) -> Period | timedelta | None:
+    """``delinquency_period`` as given, or the ``BillingError`` naming it."""
+    if period is not None and not isinstance(period, Period | timedelta):
+        raise InvalidTypeError(
+            f"must be a Period, a timedelta or None, not {type(period).__name__}",
+            field="delinquency_period",
+            value=period,
+        )
+    if isinstance(period, timedelta) and period <= timedelta(0):
+        raise InvalidValueError("must be positive", field="delinquency_period", value=period)
+    return period
 
 
 class EngineCollect(EngineBase):
@@ -58,15 +72,7 @@ class EngineCollect(EngineBase):
                 field="dunning",
                 value=policy,
             )
-        period = delinquency_period
-        if period is not None and not isinstance(period, Period | timedelta):
-            raise InvalidTypeError(
-                f"must be a Period, a timedelta or None, not {type(period).__name__}",
-                field="delinquency_period",
-                value=period,
-            )
-        if isinstance(period, timedelta) and period <= timedelta(0):
-            raise InvalidValueError("must be positive", field="delinquency_period", value=period)
+        period = check_delinquency_period(delinquency_period)
         ids = None
         if invoice_ids is not None:
             if isinstance(invoice_ids, str) or not isinstance(invoice_ids, Sequence):
@@ -124,6 +130,27 @@ class EngineCollect(EngineBase):
             ),
             customer_id=invoice.customer_id,
             keyed_by=(idempotency_key, params, InvoiceResult),
+        )
+
+    def past_due_invoices(
+        self,
+        now: datetime | None = None,
+        *,
+        customer_id: str | None = None,
+        delinquency_period: Period | timedelta | None = DEFAULT_DELINQUENCY_PERIOD,
+        actor: Actor | None = None,
+    ) -> list[PastDueInvoice]:
+        """Every open invoice (of ``customer_id``, or of everyone) past its due date on its
+        customer's local date at ``now`` (default: the clock), oldest due first: days overdue,
+        ``past_due`` or ``delinquent``, the day ``collect_due`` writes it off, and a sentence.
+        Past due is a reading, not a stored status (``engine.overdue``)."""
+        self._read("past_due_invoices", actor)
+        at = self.ctx.now() if now is None else require_aware(now, "now")
+        if customer_id is not None:
+            ident(customer_id, "customer_id")
+        period = check_delinquency_period(delinquency_period)
+        return overdue.past_due_invoices(
+            self.ctx, at, delinquency_period=period, customer_id=customer_id
         )
 
     def set_autopay(self, subscription_id: str, enabled: bool, *, actor: Actor) -> AutopayResult:

@@ -8,17 +8,17 @@ many workers may run ``collect_due`` at once, and a record moves once.
   (``renewal_unpaid`` in ``rules.subscription_states``), audited and emitted
   (``SubscriptionPastDue``).
 * ``reactivate``: a paid invoice moves a ``past_due`` subscription back to ``active``
-  (``renewal_paid``), audited (``subscription.reactivated``).
+  (``renewal_paid``), audited (``subscription.reactivated``), once no other invoice of the
+  subscription is unpaid after a failed collection (``unpaid_siblings``).
 * ``record_failure``: the failed attempt counted on the invoice with the dunning schedule's next
   date (or ``collection_stopped="gave_up"``), only when the invoice still counts the attempts
   before it (a concurrent worker's failure of the same attempt is counted once).
-* ``cancel_for_delinquency``: the subscription is cancelled (``delinquent``) and the invoice's
-  collection stops, audited and emitted (``SubscriptionCancelledForDelinquency``).
+* ``cancel_for_delinquency``: the invoice is written off (``uncollectible``, its collection
+  stopped ``delinquent``; ``InvoiceMarkedUncollectible``) and its subscription cancelled
+  (``delinquent``), audited and emitted (``SubscriptionCancelledForDelinquency``).
 """
 
 from __future__ import annotations
-
-from datetime import date
 
 import attrs
 
@@ -31,6 +31,7 @@ from ..plugins.events import (
 )
 from ..rules.dunning import DunningStep
 from ..rules.subscription_states import StateEvent, next_state
+from . import overdue
 from .context import EngineContext
 from .invoice_flows import _get, retrying
 
@@ -41,6 +42,7 @@ __all__ = [
     "past_due",
     "reactivate",
     "record_failure",
+    "unpaid_siblings",
 ]
 
 GAVE_UP = "gave_up"
@@ -95,16 +97,32 @@ def past_due(ctx: EngineContext, invoice: Invoice, why: str, *, actor: str) -> S
     if stored is not None:
         text = (
             f"Subscription {stored.id} is past due: invoice {invoice.number} "
-            f"({invoice.amount_remaining} due on {_due(invoice).isoformat()}) was not collected. "
+            f"({invoice.amount_remaining} due on {overdue.due_date(invoice).isoformat()}) was not collected. "
             f"{why}"
         )
         ctx.emit(SubscriptionPastDue(at=ctx.now(), subscription=stored, explanation=text))
     return stored
 
 
+def unpaid_siblings(ctx: EngineContext, invoice: Invoice) -> list[Invoice]:
+    """The other open invoices of ``invoice``'s subscription whose collection failed (an attempt
+    counted, or collection stopped): while one is left, the subscription stays past due."""
+    with ctx.store.session() as s:
+        return [
+            i
+            for i in s.list_invoices(customer_id=invoice.customer_id, statuses=[InvoiceStatus.OPEN])
+            if i.id != invoice.id
+            and i.subscription_id == invoice.subscription_id
+            and (i.collection_attempts > 0 or i.collection_stopped is not None)
+        ]
+
+
 def reactivate(ctx: EngineContext, invoice: Invoice, *, actor: str) -> Subscription | None:
-    """A paid invoice returns its ``past_due`` subscription to ``active``."""
+    """A paid invoice returns its ``past_due`` subscription to ``active``, unless another of its
+    invoices is still unpaid after a failed collection (``unpaid_siblings``)."""
     if invoice.subscription_id is None or invoice.status is not InvoiceStatus.PAID:
+        return None
+    if unpaid_siblings(ctx, invoice):
         return None
     return _move(
         ctx,
@@ -114,12 +132,6 @@ def reactivate(ctx: EngineContext, invoice: Invoice, *, actor: str) -> Subscript
         actor,
         invoice=invoice.id,
     )
-
-
-def _due(invoice: Invoice) -> date:
-    due = invoice.due_on or invoice.issued_on
-    assert due is not None  # an open invoice was issued
-    return due
 
 
 def record_failure(
@@ -166,7 +178,7 @@ def record_failure(
                 attempts=attempt,
                 notify_emails=ctx.notify_emails,
                 explanation=f"Invoice {stored.number}: {stored.amount_remaining} due on "
-                f"{_due(stored).isoformat()} could not be collected. {step.explanation}",
+                f"{overdue.due_date(stored).isoformat()} could not be collected. {step.explanation}",
                 subscription=sub,
             )
         )
@@ -175,25 +187,29 @@ def record_failure(
 
 def cancel_for_delinquency(
     ctx: EngineContext, invoice: Invoice, explanation: str, *, actor: str
-) -> Subscription | None:
-    """Cancel the invoice's subscription (``delinquent``) and stop collecting the invoice."""
+) -> tuple[Invoice, Subscription | None] | None:
+    """Write the invoice off (``uncollectible``, ``collection_stopped="delinquent"``) and cancel
+    its subscription (if it has one that can be cancelled): the invoice as stored and the
+    subscription cancelled now, or None when another worker wrote it off first."""
 
-    def stop() -> bool:
+    def stop() -> Invoice | None:
         with ctx.store.session() as s:
             current = _get(s, invoice.id, lock=True)
-            if current.collection_stopped == STOPPED_DELINQUENT:
-                return False
-            s.update_invoice(
-                attrs.evolve(
-                    current, collection_stopped=STOPPED_DELINQUENT, next_collection_on=None
-                )
+            if (
+                current.collection_stopped == STOPPED_DELINQUENT
+                or current.status is not InvoiceStatus.OPEN
+            ):
+                return None
+            return overdue.write_off(
+                ctx, s, current, why=explanation, actor=actor, stopped=STOPPED_DELINQUENT
             )
-            return True
 
-    if not retrying(stop):
+    stored_invoice = retrying(stop)
+    if stored_invoice is None:
         return None
+    overdue.written_off(ctx, stored_invoice, explanation)
     if invoice.subscription_id is None:
-        return None
+        return stored_invoice, None
     stored = _move(
         ctx,
         invoice.subscription_id,
@@ -206,7 +222,7 @@ def cancel_for_delinquency(
     if stored is not None:
         ctx.emit(
             SubscriptionCancelledForDelinquency(
-                at=ctx.now(), subscription=stored, invoice=invoice, explanation=explanation
+                at=ctx.now(), subscription=stored, invoice=stored_invoice, explanation=explanation
             )
         )
-    return stored
+    return stored_invoice, stored

@@ -119,6 +119,7 @@ METHOD_ACTIONS: Final[Mapping[str, Action]] = {
     "issue_due_invoices": Action.ISSUE_INVOICES,
     "finalize": Action.MANAGE_INVOICES,
     "void_invoice": Action.MANAGE_INVOICES,
+    "mark_uncollectible": Action.WRITE_OFF_INVOICES,
     "pay_invoice": Action.CHARGE,
     "create_credit_memo": Action.MANAGE_INVOICES,
     "redeem_coupon": Action.MANAGE_INVOICES,
@@ -130,6 +131,7 @@ METHOD_ACTIONS: Final[Mapping[str, Action]] = {
     "outbox_events": Action.VIEW_BILLING,
     "collect_due": Action.COLLECT_PAYMENTS,
     "record_outside_payment": Action.RECORD_PAYMENT,
+    "past_due_invoices": Action.VIEW_BILLING,
     "set_autopay": Action.MANAGE_INSTRUMENTS,
 }
 """The permission-policy action of every public ``BillingEngine`` method."""

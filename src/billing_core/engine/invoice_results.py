@@ -33,6 +33,7 @@ class InvoiceOutcome(enum.StrEnum):
     PAID = "paid"  # a payment paid what was left
     PARTIALLY_PAID = "partially_paid"  # a payment paid part of it
     VOIDED = "voided"
+    UNCOLLECTIBLE = "uncollectible"  # written off: nothing collects it, a late payment is taken
     DENIED = "denied"  # the transition table (or a guard) said no; ``reason`` says why
     DECLINED = "declined"  # the gateway declined the payment: nothing recorded
     FAILED = "failed"  # the payment was not sent: nothing happened, ask again

@@ -21,7 +21,7 @@ from ..plugins.records import TaxProfile
 from ..rules.invoice_transitions import payment_event
 from ..rules.permissions import SYSTEM_ACTOR, Actor
 from ..timeutil import require_aware
-from . import credit_flows, invoice_flows, invoice_payments
+from . import credit_flows, invoice_flows, invoice_payments, overdue
 from .base import EngineBase
 from .guards import actor as _actor
 from .guards import ident
@@ -111,6 +111,22 @@ class EngineInvoices(EngineBase):
             invoice_id,
             who,
             lambda: invoice_flows.void_invoice(self.ctx, invoice_id, actor=who.id),
+        )
+
+    def mark_uncollectible(self, invoice_id: str, *, actor: Actor, why: str = "") -> InvoiceResult:
+        """Write an open invoice off (``uncollectible``): nothing collects it any more, a late
+        payment is still taken (``already_paid``, ``invoice_void``, ``already_uncollectible``
+        otherwise). ``why`` is recorded in the audit log and the event."""
+        who = _actor(actor)
+        if not isinstance(why, str):
+            raise InvalidTypeError(
+                f"must be a str, not {type(why).__name__}", field="why", value=why
+            )
+        return self._on_invoice(
+            "mark_uncollectible",
+            invoice_id,
+            who,
+            lambda: overdue.mark_uncollectible(self.ctx, invoice_id, actor=who.id, why=why),
         )
 
     def pay_invoice(

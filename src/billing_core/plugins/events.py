@@ -32,6 +32,10 @@ and holds no lock. Each event class round-trips through ``billing_core.serializa
 * ``InvoiceIssued`` (``billing_core_invoice_issued``): an invoice was issued (numbered, open);
 * ``InvoicePaid`` (``billing_core_invoice_paid``): a payment was recorded against an invoice;
 * ``InvoiceVoided`` (``billing_core_invoice_voided``): an invoice was voided;
+* ``InvoiceMarkedUncollectible`` (``billing_core_invoice_marked_uncollectible``): an invoice was
+  written off (by hand, or when it became delinquent); a late payment is still taken;
+* ``OutsidePaymentRecorded`` (``billing_core_outside_payment_recorded``): money received outside
+  the gateway (a cheque, a wire) was recorded on an invoice;
 * ``CreditMemoCreated`` (``billing_core_credit_memo_created``): a credit memo became store
   credit.
 """
@@ -47,6 +51,7 @@ import attrs
 from ..instruments import PaymentInstrument
 from ..invoices import Invoice
 from ..model import Certificate, Subscription, Transaction
+from ..money import Money
 from ..timeutil import require_aware
 from .protocols import CancellationState, GatewayOutcome, GatewayRequest
 from .records import CreditMemo, QueueEntry
@@ -60,10 +65,12 @@ __all__ = [
     "CreditMemoCreated",
     "Event",
     "InvoiceIssued",
+    "InvoiceMarkedUncollectible",
     "InvoicePaid",
     "InvoiceVoided",
     "OutcomeReconciled",
     "OutcomeUnknown",
+    "OutsidePaymentRecorded",
     "RefundFailed",
     "RefundGaveUp",
     "RefundIssued",
@@ -297,6 +304,28 @@ class InvoiceVoided(Event):
 
     hook: ClassVar[str] = "billing_core_invoice_voided"
     invoice: Invoice
+
+
+@attrs.frozen(kw_only=True)
+class InvoiceMarkedUncollectible(Event):
+    """``invoice`` was written off (``uncollectible``): by hand, or by ``collect_due`` when it
+    was still unpaid at the end of its delinquency period. It can still be paid."""
+
+    hook: ClassVar[str] = "billing_core_invoice_marked_uncollectible"
+    invoice: Invoice
+    explanation: str
+
+
+@attrs.frozen(kw_only=True)
+class OutsidePaymentRecorded(Event):
+    """``amount`` received outside the gateway under ``reference`` (a cheque, a wire) was recorded
+    on ``invoice`` (as now stored: ``paid``, or still ``open`` when it paid part of it). No
+    gateway was called."""
+
+    hook: ClassVar[str] = "billing_core_outside_payment_recorded"
+    invoice: Invoice
+    amount: Money
+    reference: str
 
 
 @attrs.frozen(kw_only=True)

@@ -37,10 +37,12 @@ from .events import (
     CollectionSucceeded,
     CreditMemoCreated,
     InvoiceIssued,
+    InvoiceMarkedUncollectible,
     InvoicePaid,
     InvoiceVoided,
     OutcomeReconciled,
     OutcomeUnknown,
+    OutsidePaymentRecorded,
     RefundFailed,
     RefundGaveUp,
     RefundIssued,
@@ -249,6 +251,19 @@ def billing_core_invoice_paid(event: InvoicePaid) -> None:
 @hookspec
 def billing_core_invoice_voided(event: InvoiceVoided) -> None:
     """An invoice was voided: nothing is owed on it any more."""
+
+
+@hookspec
+def billing_core_invoice_marked_uncollectible(event: InvoiceMarkedUncollectible) -> None:
+    """An invoice was written off as uncollectible, by hand (``mark_uncollectible``) or because it
+    was still unpaid at the end of its delinquency period (``collect_due``). Nothing is collected
+    from it any more; a late payment is still taken."""
+
+
+@hookspec
+def billing_core_outside_payment_recorded(event: OutsidePaymentRecorded) -> None:
+    """Money received outside the gateway (a cheque, a wire) was recorded on an invoice under the
+    event's ``reference``; no gateway was called."""
 
 
 @hookspec

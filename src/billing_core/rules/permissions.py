@@ -80,6 +80,7 @@ class Action(enum.StrEnum):
     MANAGE_BLOCKLIST = "manage_blocklist"
     ISSUE_INVOICES = "issue_invoices"
     MANAGE_INVOICES = "manage_invoices"
+    WRITE_OFF_INVOICES = "write_off_invoices"
     COLLECT_PAYMENTS = "collect_payments"
     RECORD_PAYMENT = "record_payment"
 
@@ -192,6 +193,7 @@ DEFAULT_POLICY: Final = PermissionPolicy(
         Action.MANAGE_BLOCKLIST: (Role.ADMIN,),
         Action.ISSUE_INVOICES: _JOBS,
         Action.MANAGE_INVOICES: _BOTH,
+        Action.WRITE_OFF_INVOICES: (Role.ADMIN,),
         Action.DELIVER_EVENTS: _JOBS,
         Action.COLLECT_PAYMENTS: _JOBS,
         Action.RECORD_PAYMENT: _BOTH,
@@ -222,6 +224,7 @@ DEFAULT_POLICY: Final = PermissionPolicy(
         Action.MANAGE_BLOCKLIST: "add or lift a blocklist entry",
         Action.ISSUE_INVOICES: "issue the due invoices",
         Action.MANAGE_INVOICES: "finalize, void and credit invoices and redeem coupons",
+        Action.WRITE_OFF_INVOICES: "write an invoice off as uncollectible",
         Action.COLLECT_PAYMENTS: "collect the due invoices",
         Action.RECORD_PAYMENT: "record a payment made outside the gateway",
         Role.SUPPORT_AGENT: "support agent",
