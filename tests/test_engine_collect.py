@@ -25,9 +25,8 @@ from billing_core.engine.invoice_results import InvoiceOutcome
 from billing_core.errors import InvalidTypeError, InvalidValueError
 from billing_core.plugins.events import (
     CollectionGaveUp,
-    InvoiceMarkedUncollectible,
-    OutsidePaymentRecorded,
     Event,
+    InvoiceMarkedUncollectible,
     SubscriptionCancelledForDelinquency,
     SubscriptionPastDue,
 )
