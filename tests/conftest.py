@@ -11,10 +11,15 @@ always does (``--reliability -m reliability``). They carry the ``reliability`` m
 from __future__ import annotations
 
 import os
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+if TYPE_CHECKING:
+    from billing_core import BillingEngine
 
 settings.register_profile(
     "default", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=100
@@ -151,6 +156,30 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'billing.sqlite3'}"
     url: str = request.getfixturevalue("postgres_schema_url")
     return url
+
+
+def collecting_engine(store_url: str, plugin: object, start: datetime) -> BillingEngine:
+    """An engine for the collection tests: a ``ManualClock`` at ``start``, a sandbox gateway
+    settling after a day, ``plugin`` listening, the merchant's ``billing@example.com``, and
+    customer c1 (Acme) with its primary card pi-visa."""
+    from billing_core import BillingEngine, Customer, PaymentInstrument
+    from billing_core.plugins.manager import Plugins
+    from billing_core.plugins.sandbox_gateway import SandboxGateway
+    from billing_core.rules.permissions import Actor
+    from billing_core.testing.clock import ManualClock
+
+    clock = ManualClock(start)
+    eng = BillingEngine(
+        store=store_url,
+        clock=clock,
+        gateway=SandboxGateway(clock=clock, settle_after=timedelta(days=1)),
+        notify_emails=["billing@example.com"],
+        plugins=Plugins(clock=clock, entry_points=False, plugins=[plugin]),
+    )
+    admin, agent = Actor(id="ada", role="admin"), Actor(id="sam", role="support_agent")
+    eng.add_customer(Customer(id="c1", company="Acme"), actor=admin)
+    eng.add_instrument("c1", PaymentInstrument(id="pi-visa"), primary=True, actor=agent)
+    return eng
 
 
 # -- figures the reliability tests print --------------------------------------------------------

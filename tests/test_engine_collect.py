@@ -11,7 +11,6 @@ import pytest
 
 from billing_core import (
     BillingEngine,
-    Customer,
     DunningPolicy,
     InvoiceLine,
     InvoiceStatus,
@@ -25,18 +24,17 @@ from billing_core.engine.invoice_results import InvoiceOutcome
 from billing_core.errors import InvalidTypeError, InvalidValueError
 from billing_core.plugins.events import (
     CollectionGaveUp,
-    Event,
     InvoiceMarkedUncollectible,
     SubscriptionCancelledForDelinquency,
     SubscriptionPastDue,
 )
-from billing_core.plugins.hookspecs import hookimpl
-from billing_core.plugins.manager import Plugins
 from billing_core.plugins.sandbox_gateway import SandboxGateway
 from billing_core.rules.dunning import next_attempt
 from billing_core.rules.permissions import Actor
 from billing_core.rules.retry import RetryPolicy
 from billing_core.testing.clock import ManualClock
+from billing_core.testing.events import EventRecorder
+from conftest import collecting_engine
 
 ADMIN = Actor(id="ada", role="admin")
 AGENT = Actor(id="sam", role="support_agent")
@@ -45,32 +43,7 @@ DUE = date(2026, 3, 3)
 AMOUNT = Money("99.00", "USD")
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    @hookimpl
-    def billing_core_subscription_past_due(self, event: Event) -> None:
-        self.events.append(event)
-
-    @hookimpl
-    def billing_core_collection_gave_up(self, event: Event) -> None:
-        self.events.append(event)
-
-    @hookimpl
-    def billing_core_subscription_cancelled_for_delinquency(self, event: Event) -> None:
-        self.events.append(event)
-
-    @hookimpl
-    def billing_core_invoice_marked_uncollectible(self, event: Event) -> None:
-        self.events.append(event)
-
-    @hookimpl
-    def billing_core_outside_payment_recorded(self, event: Event) -> None:
-        self.events.append(event)
-
-    def of(self, kind: type[Event]) -> list[Event]:
-        return [e for e in self.events if isinstance(e, kind)]
+Recorder = EventRecorder
 
 
 @pytest.fixture
@@ -80,18 +53,7 @@ def recorder() -> Recorder:
 
 def build(store_url: str, recorder: Recorder) -> BillingEngine:
     """An engine on ``store_url`` with customer c1 and its card pi-visa, events to ``recorder``."""
-    clock = ManualClock(START)
-    gateway = SandboxGateway(clock=clock, settle_after=timedelta(days=1))
-    eng = BillingEngine(
-        store=store_url,
-        clock=clock,
-        gateway=gateway,
-        notify_emails=["billing@example.com"],
-        plugins=Plugins(clock=clock, entry_points=False, plugins=[recorder]),
-    )
-    eng.add_customer(Customer(id="c1", company="Acme"), actor=ADMIN)
-    eng.add_instrument("c1", PaymentInstrument(id="pi-visa"), primary=True, actor=AGENT)
-    return eng
+    return collecting_engine(store_url, recorder, START)
 
 
 @pytest.fixture

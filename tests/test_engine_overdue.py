@@ -18,7 +18,6 @@ from billing_core import (
     InvoiceLine,
     InvoiceStatus,
     Money,
-    PaymentInstrument,
     Period,
     SubscriptionState,
 )
@@ -26,17 +25,16 @@ from billing_core.engine.collect import CollectOutcome
 from billing_core.engine.invoice_results import InvoiceOutcome
 from billing_core.errors import InvalidTypeError, NotFoundError, PermissionDeniedError
 from billing_core.plugins.events import (
-    Event,
     InvoiceMarkedUncollectible,
     OutsidePaymentRecorded,
     SubscriptionCancelledForDelinquency,
 )
-from billing_core.plugins.hookspecs import hookimpl
-from billing_core.plugins.manager import Plugins
 from billing_core.plugins.sandbox_gateway import SandboxGateway
 from billing_core.rules.collection import UnpaidState
 from billing_core.rules.permissions import Actor
 from billing_core.testing.clock import ManualClock
+from billing_core.testing.events import EventRecorder
+from conftest import collecting_engine
 
 ADMIN = Actor(id="ada", role="admin")
 AGENT = Actor(id="sam", role="support_agent")
@@ -45,42 +43,14 @@ DUE = date(2026, 3, 3)
 AMOUNT = Money("99.00", "USD")
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    @hookimpl
-    def billing_core_invoice_marked_uncollectible(self, event: Event) -> None:
-        self.events.append(event)
-
-    @hookimpl
-    def billing_core_outside_payment_recorded(self, event: Event) -> None:
-        self.events.append(event)
-
-    @hookimpl
-    def billing_core_subscription_cancelled_for_delinquency(self, event: Event) -> None:
-        self.events.append(event)
-
-    def of(self, kind: type[Event]) -> list[Event]:
-        return [e for e in self.events if isinstance(e, kind)]
+@pytest.fixture
+def recorder() -> EventRecorder:
+    return EventRecorder()
 
 
 @pytest.fixture
-def recorder() -> Recorder:
-    return Recorder()
-
-
-@pytest.fixture
-def engine(store_url: str, recorder: Recorder) -> Iterator[BillingEngine]:
-    clock = ManualClock(START)
-    eng = BillingEngine(
-        store=store_url,
-        clock=clock,
-        gateway=SandboxGateway(clock=clock, settle_after=timedelta(days=1)),
-        plugins=Plugins(clock=clock, entry_points=False, plugins=[recorder]),
-    )
-    eng.add_customer(Customer(id="c1", company="Acme"), actor=ADMIN)
-    eng.add_instrument("c1", PaymentInstrument(id="pi-visa"), primary=True, actor=AGENT)
+def engine(store_url: str, recorder: EventRecorder) -> Iterator[BillingEngine]:
+    eng = collecting_engine(store_url, recorder, START)
     yield eng
     eng.store.close()
 
@@ -176,12 +146,12 @@ def test_past_due_invoices_bad_input_and_permissions(engine: BillingEngine) -> N
         engine.past_due_invoices(customer_id="")
     assert engine.past_due_invoices(actor=AGENT) == []  # agents read billing records
     with pytest.raises(PermissionDeniedError):
-        engine.past_due_invoices(actor=Actor(id="x", role="nobody"))  # type: ignore[arg-type]
+        engine.past_due_invoices(actor=Actor(id="x", role="nobody"))
 
 
 # -- writing off ---------------------------------------------------------------------------------
 def test_a_delinquent_invoice_of_no_subscription_is_written_off(
-    engine: BillingEngine, recorder: Recorder
+    engine: BillingEngine, recorder: EventRecorder
 ) -> None:
     """An invoice of several subscriptions (``subscription_id`` None): at delinquency it is
     ``uncollectible`` (no one subscription to cancel), not ``cancelled``; a late payment is still
@@ -221,7 +191,7 @@ def test_a_delinquent_invoice_of_no_subscription_is_written_off(
     assert engine.invoice(inv).status is InvoiceStatus.PAID
 
 
-def test_mark_uncollectible_by_hand(engine: BillingEngine, recorder: Recorder) -> None:
+def test_mark_uncollectible_by_hand(engine: BillingEngine, recorder: EventRecorder) -> None:
     sub = subscribe(engine)
     inv = issue(engine, sub)
     result = engine.mark_uncollectible(inv, actor=ADMIN, why="customer went bust")
@@ -271,7 +241,7 @@ def test_mark_uncollectible_denials_and_bad_input(engine: BillingEngine) -> None
 
 # -- what AutoPay leaves alone -------------------------------------------------------------------
 def test_a_suspended_subscription_is_not_collected_yet_still_goes_delinquent(
-    engine: BillingEngine, recorder: Recorder
+    engine: BillingEngine, recorder: EventRecorder
 ) -> None:
     sub = subscribe(engine)
     inv = issue(engine, sub)
@@ -302,7 +272,7 @@ def test_a_reenabled_subscription_is_collected_again(engine: BillingEngine) -> N
 
 
 # -- outside payments are events -----------------------------------------------------------------
-def test_an_outside_payment_is_emitted(engine: BillingEngine, recorder: Recorder) -> None:
+def test_an_outside_payment_is_emitted(engine: BillingEngine, recorder: EventRecorder) -> None:
     sub = subscribe(engine)
     inv = issue(engine, sub)
     part = engine.record_outside_payment(

@@ -597,3 +597,25 @@ def test_docs_hooks_md_matches_the_hookspecs() -> None:
 if __name__ == "__main__":
     HOOKS_MD.write_text(current_hooks_md(), encoding="utf-8")
     print(f"wrote {HOOKS_MD}", file=sys.stderr)
+
+
+def test_the_event_recorder_implements_every_event_hook() -> None:
+    """``billing_core.testing.events.EventRecorder`` listens to every event hook, so a new event
+    is recorded by the tests that use it."""
+    from billing_core.testing.events import EventRecorder
+
+    event_hooks = {
+        cls.hook
+        for name in events.__all__
+        if isinstance(cls := getattr(events, name), type)
+        and issubclass(cls, events.Event)
+        and cls.hook
+    }
+    assert len(event_hooks) >= 20
+    recorder = EventRecorder()
+    assert set(recorder.hooks()) == event_hooks
+    plugins = Plugins(clock=lambda: AT, entry_points=False, plugins=[recorder])
+    voided = events.InvoiceVoided(at=AT, invoice=attrs.evolve(_invoice(), status="void"))
+    plugins.emit(voided)
+    assert recorder.of(events.InvoiceVoided) == [voided]
+    assert recorder.of(events.InvoicePaid) == []
