@@ -118,6 +118,7 @@ METHOD_ACTIONS: Final[Mapping[str, Action]] = {
     "activate": Action.ADD_SUBSCRIPTION,
     "issue_due_invoices": Action.ISSUE_INVOICES,
     "finalize": Action.MANAGE_INVOICES,
+    "edit_draft": Action.MANAGE_INVOICES,
     "void_invoice": Action.MANAGE_INVOICES,
     "mark_uncollectible": Action.WRITE_OFF_INVOICES,
     "pay_invoice": Action.CHARGE,

@@ -30,6 +30,7 @@ class InvoiceOutcome(enum.StrEnum):
 
     ISSUED = "issued"  # numbered and open (or paid: nothing was due)
     DRAFTED = "drafted"  # a draft, to be finalized
+    EDITED = "edited"  # a draft's lines or notes were changed
     PAID = "paid"  # a payment paid what was left
     PARTIALLY_PAID = "partially_paid"  # a payment paid part of it
     VOIDED = "voided"

@@ -16,12 +16,13 @@ from typing import Any
 from .. import rendering
 from ..errors import InvalidTypeError
 from ..invoices import Coupon, CreditMemoItem, Invoice, TaxExemption
+from ..model import InvoiceLine
 from ..money import Money
 from ..plugins.records import TaxProfile
 from ..rules.invoice_transitions import payment_event
 from ..rules.permissions import SYSTEM_ACTOR, Actor
 from ..timeutil import require_aware
-from . import credit_flows, invoice_flows, invoice_payments, overdue
+from . import credit_flows, drafts, invoice_flows, invoice_payments, overdue
 from .base import EngineBase
 from .guards import actor as _actor
 from .guards import ident
@@ -99,6 +100,37 @@ class EngineInvoices(EngineBase):
             who,
             lambda: invoice_flows.finalize(
                 self.ctx, self.invoice_settings, invoice_id, actor=who.id
+            ),
+        )
+
+    def edit_draft(
+        self,
+        invoice_id: str,
+        *,
+        actor: Actor,
+        add_lines: Sequence[InvoiceLine] = (),
+        remove_lines: Sequence[int] = (),
+        notes: str | None = None,
+    ) -> InvoiceResult:
+        """Edit a draft before it is issued: add lines (in its currency), take lines off by
+        position (waived: not billed again), replace its notes. An issued invoice is a denial
+        (``lines_frozen``); bad input raises naming the field (``engine.drafts``)."""
+        who = _actor(actor)
+        ident(invoice_id, "invoice_id")
+        drafts.check_edit(  # bad input raises before anything else (NotFoundError: invoice_id)
+            invoice_flows.read_invoice(self.ctx, invoice_id), add_lines, remove_lines, notes
+        )
+        return self._on_invoice(
+            "edit_draft",
+            invoice_id,
+            who,
+            lambda: drafts.edit_draft(
+                self.ctx,
+                invoice_id,
+                add_lines=tuple(add_lines),
+                remove_lines=tuple(remove_lines),
+                notes=notes,
+                actor=who.id,
             ),
         )
 
