@@ -187,6 +187,35 @@ def test_a_declined_trial_end_goes_past_due_and_is_chased(rig: Rig) -> None:
     ]
 
 
+def test_after_a_paid_trial_an_unpaid_renewal_is_chased_as_a_renewal(rig: Rig) -> None:
+    """The first term was paid at the trial's end: its declined renewal is retried on the
+    renewal's keys and renews to the next term (the trial's paid sale is not taken for it)."""
+    engine, _, inner = rig
+    sub_id = trial(engine)
+    at(engine, TRIAL_END)
+    engine.renew_due(actor=ADMIN)
+    inner.script("sale", ["decline"])
+    at(engine, date(2026, 2, 15))
+    (unpaid,) = engine.renew_due(actor=ADMIN)
+    assert unpaid.outcome is RenewalOutcome.PAST_DUE
+    at(engine, date(2026, 2, 20))
+    assert engine.renew_due(actor=ADMIN).renewals == ()  # not renewed for free on the trial
+    assert engine.subscription(sub_id).state is SubscriptionState.PAST_DUE
+    at(engine, date(2026, 2, 23))
+    (paid,) = engine.renew_due(actor=ADMIN)
+    assert paid.outcome is RenewalOutcome.RENEWED
+    sub = engine.subscription(sub_id)
+    assert (sub.state, sub.start, sub.term_end) == (
+        SubscriptionState.ACTIVE,
+        date(2026, 2, 15),
+        date(2026, 3, 15),
+    )
+    assert [e.idempotency_key for e in inner.ledger()] == [
+        f"trial:{sub_id}:2026-01-15:sale",
+        f"renewal:{sub_id}:2026-02-15:retry-1:sale",
+    ]
+
+
 def test_an_unpaid_trial_is_cancelled_for_delinquency(rig: Rig) -> None:
     engine, _, inner = rig
     sub_id = trial(engine)

@@ -4,8 +4,10 @@ A renewal (or a trial's first charge, ``engine.trials``) that was not paid leave
 subscription ``past_due`` on its old term (``engine.past_due``). Each ``renew_due`` run then
 looks at it again, exactly as ``collect_due`` looks at an unpaid invoice:
 
-* **The unpaid term.** A trial's: some attempt of ``trial:<id>:<start>`` was made (the stored
-  ``start`` of a trialing subscription is its trial end, the first paid term's start). Else a
+* **The unpaid term.** A trial's: some attempt of ``trial:<id>:<start>`` was made and the
+  trial's first term was not paid (no ``subscription.trial_paid``, no ``subscription.renewed``
+  of that start in its audit; the stored ``start`` of a trialing subscription is its trial end,
+  the first paid term's start). Else a
   renewal's, once the term has ended on the customer's local date (``today >= term_end``): the
   next term, keyed ``renewal:<id>:<new start>`` as ``renew_due`` keys it. A ``past_due``
   subscription whose term has not ended (an unpaid invoice made it past due) is not chased here.
@@ -238,11 +240,16 @@ class UnpaidTerm:
 
 def _unpaid_term(s: StoreSession, sub: Subscription, today: date) -> UnpaidTerm | None:
     base = trial_key(sub.id, sub.start)
+    log = s.audit_log(subject_id=sub.id)
     tried = bool(_term_sales(s, sub, base)) or any(
-        e.action in _FAILED_ACTIONS and str(e.detail.get("key", "")).startswith(base)
-        for e in s.audit_log(subject_id=sub.id)
+        e.action in _FAILED_ACTIONS and str(e.detail.get("key", "")).startswith(base) for e in log
     )
-    if tried:
+    paid = any(  # the trial's first term was paid: a later past due is its renewal's
+        e.action == "subscription.trial_paid"
+        or (e.action == "subscription.renewed" and e.detail.get("start") == sub.start.isoformat())
+        for e in log
+    )
+    if tried and not paid:
         lines = lines_of(sub.inventory, sub.unit_prices)
         total = _sum(lines, sub)
         return UnpaidTerm(
