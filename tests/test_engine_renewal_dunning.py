@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
+import attrs
 import pytest
 
 from billing_core import (
@@ -329,3 +330,33 @@ def test_bad_input_raises_like_collect_due(
         engine.renew_due(actor=ADMIN, delinquency_period=timedelta(0))
     assert err2.value.field == "$.delinquency_period"
     assert engine.renew_due(actor=ADMIN, delinquency_period=timedelta(days=3)).renewals == ()
+
+
+def test_a_blocklisted_customers_retries_are_counted_without_a_charge(
+    rig: tuple[BillingEngine, HookedGateway, SandboxGateway],
+) -> None:
+    engine, _, inner = rig
+    sub_id = subscribe(engine)
+    inner.script("sale", ["decline"])
+    on(engine, 0)
+    engine.renew_due(actor=ADMIN)
+    engine.blocklist_customer("c1", actor=ADMIN)
+    acted = run_days(engine, range(1, 31))
+    assert acted == [(8, "past_due"), (16, "past_due"), (24, "gave_up"), (30, "cancelled")]
+    assert inner.calls["sale"] == 2  # the first term and the declined renewal: nothing more
+    assert engine.subscription(sub_id).state is SubscriptionState.CANCELLED
+
+
+def test_a_subscription_past_due_mid_term_is_left_to_collect_due(
+    rig: tuple[BillingEngine, HookedGateway, SandboxGateway],
+) -> None:
+    """Past due on an unpaid invoice before its term ended: renew_due leaves it alone."""
+    engine, _, inner = rig
+    sub_id = subscribe(engine)
+    with engine.store.session() as s:
+        sub = s.get_subscription(sub_id)
+        assert sub is not None
+        s.put_subscription(attrs.evolve(sub, state=SubscriptionState.PAST_DUE))
+    on(engine, -10)
+    assert engine.renew_due(actor=ADMIN).renewals == ()
+    assert inner.calls["sale"] == 1
