@@ -142,9 +142,12 @@ class BillingEngine(EngineInvoices, EngineJobs, EngineCollection, EngineCollect)
         auto_renew: bool = True,
         domains: Sequence[str] = (),
         pending: bool = False,
+        trial: Period | None = None,
     ) -> SubscriptionResult:
         """Add a subscription (optionally backdated), charge it and order its certificates;
-        ``pending=True`` stores a pending order instead, charged when ``activate`` is called."""
+        ``pending=True`` stores a pending order instead, charged when ``activate`` is called;
+        ``trial`` stores it ``trialing``, charged nothing until ``renew_due`` converts it at the
+        trial's end (its ``term_start``; docs/collection.md, "Trials")."""
         who = _actor(actor)
         ident(customer_id, "customer_id")
         if start is not None and not isinstance(start, date):
@@ -164,6 +167,27 @@ class BillingEngine(EngineInvoices, EngineJobs, EngineCollection, EngineCollect)
             "auto_renew": auto_renew,
             "domains": list(domains),
         }
+        if trial is not None:
+            if not isinstance(trial, Period):
+                raise InvalidTypeError(
+                    f"must be a Period or None, not {type(trial).__name__}",
+                    field="trial",
+                    value=trial,
+                )
+            if pending:
+                raise InvalidValueError(
+                    "a pending order has no trial (a trial starts when it is added)",
+                    field="pending",
+                    value=pending,
+                )
+            if domains:
+                raise InvalidValueError(
+                    "a trial names no domains (certificates are ordered for paid terms: add "
+                    "them after the trial)",
+                    field="domains",
+                    value=list(domains),
+                )
+            params["trial"] = trial
         if pending:
             if domains:
                 raise InvalidValueError(
@@ -190,6 +214,7 @@ class BillingEngine(EngineInvoices, EngineJobs, EngineCollection, EngineCollect)
                 key=idempotency_key,
                 actor=who.id,
                 pending=pending,
+                trial=trial,
             ),
             customer_id=customer_id,
             keyed_by=(idempotency_key, params, SubscriptionResult),

@@ -6,15 +6,18 @@ except ``renew_due``, which charges and so names who runs it.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from ..errors import InvalidValueError
 from ..model import UsageEvent
+from ..periods import Period
+from ..rules.dunning import DunningPolicy
 from ..rules.permissions import SYSTEM_ACTOR, Actor
 from ..timeutil import require_aware
-from . import certificate_followups, invoice_payments, refund_queue, subscriptions
+from . import certificate_followups, invoice_payments, refund_queue, renewal_dunning, subscriptions
 from . import reconcile as reconciliation
 from .base import EngineBase
+from .collect import DEFAULT_DELINQUENCY_PERIOD
 from .guards import actor as _actor
 from .idempotency import recover_keys
 from .results import (
@@ -34,11 +37,22 @@ __all__ = ["EngineJobs"]
 class EngineJobs(EngineBase):
     """The jobs a host runs on a schedule (or as records arrive)."""
 
-    def renew_due(self, *, actor: Actor) -> RenewalRunResult:
+    def renew_due(
+        self,
+        *,
+        actor: Actor,
+        dunning: DunningPolicy | None = None,
+        delinquency_period: Period | timedelta | None = DEFAULT_DELINQUENCY_PERIOD,
+    ) -> RenewalRunResult:
         """Renew every subscription whose term has ended (charged once per term: the renewal's
         idempotency key is derived from the subscription and the new term's start); a
-        blocklisted customer's subscriptions are refused (``customer_blocklisted``)."""
+        blocklisted customer's subscriptions are refused (``customer_blocklisted``). A trial
+        whose end has come is charged its first term. An unpaid renewal (``past_due``) is tried
+        again per ``dunning`` (default ``DunningPolicy()``: 8, 8, 8 days) and cancelled
+        ``delinquency_period`` after its term end (default 30 days; ``None``: never), as
+        ``collect_due`` does for invoices (docs/collection.md, "Unpaid renewals")."""
         who = _actor(actor)
+        policy, period = renewal_dunning.check_policy(dunning, delinquency_period)
         return self._guarded(
             "renew_due",
             who,
@@ -46,7 +60,11 @@ class EngineJobs(EngineBase):
                 outcome=JobOutcome.DENIED, reason=str(d.reason), explanation=d.explanation
             ),
             lambda: RenewalRunResult(
-                renewals=tuple(subscriptions.renew_due(self.ctx, actor=who.id))
+                renewals=tuple(
+                    subscriptions.renew_due(
+                        self.ctx, actor=who.id, policy=policy, delinquency_period=period
+                    )
+                )
             ),
         )
 

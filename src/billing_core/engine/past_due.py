@@ -5,7 +5,12 @@ blocklist entry), failed (not sent, or no usable instrument), the subscription i
 ``past_due`` (``rules.subscription_states``: ``renewal_unpaid``), keeping the term it had: no new
 term, no certificates, nothing renewed for free. It is audited (``subscription.past_due``) and
 emitted (``SubscriptionPastDue``) with the charge's sentence. A renewal whose outcome is
-unknown is not past due: reconciliation settles its sale first.
+unknown is not past due: reconciliation settles its sale first. A trial whose first charge is
+not paid goes ``past_due`` the same way (``renewal_unpaid`` from ``trialing``).
+
+The audit entry names the charge's idempotency key (``key``) and the term it was for
+(``term_start``), so ``engine.renewal_dunning`` can count this first failed attempt (even one
+that wrote no sale: blocked, no usable instrument) and chase it on the dunning schedule.
 """
 
 from __future__ import annotations
@@ -37,8 +42,12 @@ def mark_past_due(
     result: ChargeResult | None,
     sale: Transaction | None,
     actor: str,
+    key: str | None = None,
+    term_start: str | None = None,
+    what: str = "was not renewed and is past due on its term ending {term_end}",
 ) -> RenewalResult | None:
-    """Store ``sub`` past due (unless it moved meanwhile: then None) and say so."""
+    """Store ``sub`` past due (unless it moved meanwhile: then None) and say so; ``key`` is the
+    unpaid charge's idempotency key, ``term_start`` the start of the term it was for."""
     why = (
         result.explanation
         if result is not None
@@ -61,12 +70,12 @@ def mark_past_due(
             detail={
                 "charge": sale.id if sale else None,
                 "reason": result.reason if result else None,
+                "key": key,
+                "term_start": term_start,
+                "attempt": 1,
             },
         )
-    text = (
-        f"Subscription {sub.id} was not renewed and is past due on its term ending "
-        f"{sub.term_end.isoformat()}: {why}"
-    )
+    text = f"Subscription {sub.id} {what}: {why}".replace("{term_end}", sub.term_end.isoformat())
     ctx.emit(SubscriptionPastDue(at=ctx.now(), subscription=stored, explanation=text, charge=sale))
     return RenewalResult(
         subscription_id=sub.id,
@@ -75,4 +84,5 @@ def mark_past_due(
         reason=(result.reason if result and result.reason else "renewal_unpaid"),
         explanation=text,
         outcome=RenewalOutcome.PAST_DUE,
+        attempt=1,
     )

@@ -82,6 +82,7 @@ class ChargeOutcome(enum.StrEnum):
     FAILED = "failed"  # not sent: nothing happened, safe to try again with a new key
     UNKNOWN = "unknown"  # the gateway's answer was lost: reconcile
     PENDING = "pending"  # a pending order: stored, nothing charged until it is activated
+    TRIALING = "trialing"  # a trial: stored, nothing charged until the trial ends (renew_due)
 
 
 @attrs.frozen(kw_only=True)
@@ -105,6 +106,7 @@ class SubscriptionResult:
     term_end: date | None = None
     certificate_ids: tuple[str, ...] = ()
     reason: str | None = None
+    trial_end: date | None = None  # a trial: the day its first paid term starts (``term_start``)
 
 
 class InventoryOutcome(enum.StrEnum):
@@ -133,7 +135,9 @@ class RenewalOutcome(enum.StrEnum):
     RENEWED = "renewed"  # a new term began (and was charged)
     EXPIRED = "expired"  # auto-renewal was off: the subscription ended
     DENIED = "denied"  # not renewed: ``reason`` says why (a blocklisted customer)
-    PAST_DUE = "past_due"  # the renewal charge was not paid: past due on the old term
+    PAST_DUE = "past_due"  # the renewal charge was not paid: past due, tried again on a date
+    GAVE_UP = "gave_up"  # the dunning schedule's last try was not paid: past due until cancelled
+    CANCELLED = "cancelled"  # still unpaid at its cancel date: cancelled for delinquency
 
 
 def _renewal_outcome(result: RenewalResult) -> RenewalOutcome:
@@ -152,6 +156,8 @@ class RenewalResult:
     term_end: date | None = None
     reason: str | None = None
     outcome: RenewalOutcome = attrs.field(default=attrs.Factory(_renewal_outcome, takes_self=True))
+    attempt: int = 0  # an unpaid renewal's attempts so far (1: the renewal itself, 2: retry 1...)
+    next_attempt_on: date | None = None  # past due: the dunning schedule's next try
 
 
 class CloseOutcome(enum.StrEnum):
@@ -264,10 +270,18 @@ def _renewal_run_explanation(r: RenewalRunResult) -> str:
     if r.outcome is JobOutcome.DENIED:
         return "Nothing was renewed."
     by = {o: sum(1 for x in r.renewals if x.outcome is o) for o in RenewalOutcome}
+    chased = "".join(
+        f", {by[o]} {label}"
+        for o, label in (
+            (RenewalOutcome.PAST_DUE, "past due"),
+            (RenewalOutcome.GAVE_UP, "gave up"),
+            (RenewalOutcome.CANCELLED, "cancelled for delinquency"),
+        )
+        if by[o]
+    )
     return (
         f"{_plural(by[RenewalOutcome.RENEWED], 'subscription')} renewed, "
-        f"{by[RenewalOutcome.EXPIRED]} expired, {by[RenewalOutcome.DENIED]} refused"
-        + (f", {by[RenewalOutcome.PAST_DUE]} past due." if by[RenewalOutcome.PAST_DUE] else ".")
+        f"{by[RenewalOutcome.EXPIRED]} expired, {by[RenewalOutcome.DENIED]} refused{chased}."
     )
 
 

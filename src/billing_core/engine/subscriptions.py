@@ -10,7 +10,7 @@ closed by ``metered_closes``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import date
+from datetime import date, timedelta
 from functools import partial
 
 from ..errors import InvalidTypeError, InvalidValueError, NotFoundError
@@ -26,9 +26,10 @@ from ..periods import Period
 from ..plugins.events import SubscriptionAdded, SubscriptionRenewed
 from ..plugins.protocols import StoreSession
 from ..rules import backdating, certificates, changes, renewal, suspension
+from ..rules.dunning import DunningPolicy
 from ..serialization import unstructure
 from ..timeutil import local_date, timezone
-from . import activation, past_due
+from . import activation, past_due, renewal_dunning, trials
 from .certificate_orders import (
     first_blocked,
     order_certificates,
@@ -36,6 +37,7 @@ from .certificate_orders import (
     request_certificate_cancellation,
 )
 from .charging import charge
+from .collect import DEFAULT_DELINQUENCY_PERIOD
 from .context import EngineContext
 from .guards import blocklisted
 from .renewal_claims import TermTaken, claim_term, renewed_copy
@@ -95,13 +97,16 @@ def add_subscription(
     pending: bool = False,
     sub_id: str | None = None,
     claim: Callable[[StoreSession], None] | None = None,
+    trial: Period | None = None,
 ) -> SubscriptionResult:
     """Create a subscription, charge its (possibly backdated) first term, order certificates.
 
     The domains are reconciled with the inventory first (``certificates.plan_domains``: none,
     or one per unit, each once) and each must be free of a live certificate. ``pending=True``
     stores it ``pending`` instead, charging nothing (``engine.activation`` activates it later,
-    under its id ``sub_id``, with ``claim`` run where its sale is written ahead).
+    under its id ``sub_id``, with ``claim`` run where its sale is written ahead). ``trial``
+    stores it ``trialing`` instead, charging nothing until the trial ends (``engine.trials``:
+    its stored ``start`` is the trial's end).
     """
     with ctx.store.session() as s:
         customer = _customer(s, customer_id)
@@ -118,6 +123,21 @@ def add_subscription(
         renewal_inventory=dict(inventory),
         unit_prices=dict(unit_prices),
     )  # the draft checks the inventory and prices: bad input raises before anything else
+    if trial is not None:
+        if pending:
+            raise InvalidValueError(
+                "a pending order has no trial (a trial starts when it is added)",
+                field="pending",
+                value=pending,
+            )
+        if domains:
+            raise InvalidValueError(
+                "a trial names no domains (certificates are ordered for paid terms: add them "
+                "after the trial)",
+                field="domains",
+                value=list(domains),
+            )
+        return trials.store_trial(ctx, draft, trial, today=today, actor=actor)
     plan = certificates.plan_domains(inventory, domains)
     refusal = plan if not plan.allowed else first_blocked(ctx, plan)
     if refusal is not None:
@@ -363,15 +383,48 @@ def set_state(
     )
 
 
-def renew_due(ctx: EngineContext, *, actor: str) -> list[RenewalResult]:
-    """Renew (and charge) every active subscription whose term has ended; expire the others."""
+def renew_due(
+    ctx: EngineContext,
+    *,
+    actor: str,
+    policy: DunningPolicy | None = None,
+    delinquency_period: Period | timedelta | None = DEFAULT_DELINQUENCY_PERIOD,
+) -> list[RenewalResult]:
+    """Renew (and charge) every active subscription whose term has ended; expire the others.
+    A trial whose end has come is charged its first term (``engine.trials``); a renewal left
+    unpaid (``past_due``) is tried again on the dunning schedule ``policy`` (default
+    ``DunningPolicy()``) and cancelled ``delinquency_period`` after its term end
+    (``engine.renewal_dunning``)."""
+    policy = DunningPolicy() if policy is None else policy
     with ctx.store.session() as s:
-        subs = s.list_subscriptions(states=[SubscriptionState.ACTIVE])
+        subs = s.list_subscriptions(
+            states=[
+                SubscriptionState.ACTIVE,
+                SubscriptionState.TRIALING,
+                SubscriptionState.PAST_DUE,
+            ]
+        )
     results = []
     for sub in subs:
         with ctx.store.session() as s:
             customer = _customer(s, sub.customer_id)
         today = customer_today(ctx, customer)
+        if sub.state is not SubscriptionState.ACTIVE:
+            turn = (
+                trials.convert if sub.state is SubscriptionState.TRIALING else renewal_dunning.chase
+            )
+            chased = turn(
+                ctx,
+                sub,
+                customer,
+                today=today,
+                policy=policy,
+                delinquency_period=delinquency_period,
+                actor=actor,
+            )
+            if chased is not None:
+                results.append(chased)
+            continue
         verdict = renewal.renew(sub, today=today)
         if verdict.renewed and customer.blocklisted:  # the guard path (engine.guards)
             denial = blocklisted(customer, "renew_due")
@@ -405,7 +458,7 @@ def renew_due(ctx: EngineContext, *, actor: str) -> list[RenewalResult]:
                 for t, q in sorted(verdict.subscription.inventory.items())
                 if q
             ]
-            term_key = f"renewal:{sub.id}:{verdict.subscription.start.isoformat()}"
+            term_key = renewal_dunning.renewal_key(sub.id, verdict.subscription.start)
             try:
                 result, sale = charge(
                     ctx,
@@ -423,9 +476,28 @@ def renew_due(ctx: EngineContext, *, actor: str) -> list[RenewalResult]:
                     continue
                 sale = taken.sale  # its renewal died after the charge: finish it on that sale
             if past_due.unpaid(result, sale):  # never renewed for free (engine.past_due)
-                unpaid = past_due.mark_past_due(ctx, sub, result=result, sale=sale, actor=actor)
-                if unpaid is not None:
-                    results.append(unpaid)
+                unpaid = past_due.mark_past_due(
+                    ctx,
+                    sub,
+                    result=result,
+                    sale=sale,
+                    actor=actor,
+                    key=term_key,
+                    term_start=verdict.subscription.start.isoformat(),
+                )
+                if unpaid is not None:  # chased from now on (engine.renewal_dunning)
+                    results.append(
+                        renewal_dunning.first_failure(
+                            ctx,
+                            sub,
+                            unpaid,
+                            today=today,
+                            policy=policy,
+                            delinquency_period=delinquency_period,
+                            base=term_key,
+                            actor=actor,
+                        )
+                    )
                 continue
         with ctx.store.session() as s:
             stored = renewed_copy(s, sub, verdict.subscription)

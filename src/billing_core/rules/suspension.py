@@ -7,7 +7,8 @@ The state changes a subscription allows:
   where it stopped**: the term end moves by the days it was suspended, so the days the customer
   had paid for and not yet used are still theirs, and no suspended day is ever billed. Nothing is
   charged on re-enabling; the (moved) term end renews at the full price as usual.
-* ``cancel``: an active or suspended subscription becomes ``cancelled``, for good.
+* ``cancel``: an active, suspended or trialing subscription becomes ``cancelled``, for good (a
+  trial cancelled before its end is never charged).
 
 Asking for the state a subscription is already in changes nothing (an answer, not an error).
 Anything else (re-enabling a cancelled or expired subscription, suspending a cancelled one) is a
@@ -43,7 +44,7 @@ _S = SubscriptionState
 _ALLOWED_FROM = {
     _S.SUSPENDED: (_S.ACTIVE,),
     _S.ACTIVE: (_S.SUSPENDED,),
-    _S.CANCELLED: (_S.ACTIVE, _S.SUSPENDED),
+    _S.CANCELLED: (_S.ACTIVE, _S.SUSPENDED, _S.TRIALING),
 }
 _VERB = {_S.SUSPENDED: "suspended", _S.ACTIVE: "re-enabled", _S.CANCELLED: "cancelled"}
 _NEXT_STEP = {
@@ -51,6 +52,9 @@ _NEXT_STEP = {
     _S.EXPIRED: "an expired subscription has ended: add a new subscription instead",
     _S.ACTIVE: "re-enable it only once it is suspended",
     _S.SUSPENDED: "re-enable it first",
+    _S.TRIALING: "a trial can only be cancelled; it becomes active when its first term is paid",
+    _S.PAST_DUE: "it becomes active again when its unpaid renewal is paid",
+    _S.PENDING: "activate it first",
 }
 
 
