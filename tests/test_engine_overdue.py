@@ -317,3 +317,38 @@ def test_past_due_until_every_failed_invoice_is_paid(engine: BillingEngine) -> N
     assert engine.subscription(sub).state is SubscriptionState.ACTIVE
     actions = [e.action for e in engine.audit_log(subject_id=sub)]
     assert actions.count("subscription.reactivated") == 1
+
+
+# -- invoices and renewals: each past due waits for its own money --------------------------------
+def test_a_paid_invoice_does_not_reactivate_an_unpaid_renewal(engine: BillingEngine) -> None:
+    """Past due because its renewal was declined: paying some invoice of it does not make it
+    active (the renewal is still unpaid; ``renew_due`` chases it)."""
+    sub = subscribe(engine)
+    on(engine, date(2026, 3, 1))  # the term 2026-02-01 .. 2026-03-01 ends
+    sandbox(engine).script("sale", ["decline"])
+    (renewal,) = engine.renew_due(actor=ADMIN).renewals
+    assert renewal.outcome.value == "past_due"
+    inv = issue(engine, sub, Money("7.00", "USD"))
+    paid = engine.record_outside_payment(inv, reference="r1", idempotency_key="r1", actor=AGENT)
+    assert paid.outcome is InvoiceOutcome.PAID
+    assert engine.subscription(sub).state is SubscriptionState.PAST_DUE
+    assert "subscription.reactivated" not in [e.action for e in engine.audit_log(subject_id=sub)]
+
+
+def test_a_paid_renewal_does_not_reactivate_an_unpaid_invoice(engine: BillingEngine) -> None:
+    """Past due because an invoice's collection failed: its renewal, paid, renews the term but
+    leaves it past due until the invoice is paid too."""
+    sub = subscribe(engine)
+    inv = issue(engine, sub)
+    on(engine, DUE)  # 2026-03-03: the invoice is due, the term ended on 2026-03-01
+    sandbox(engine).script("sale", ["decline"])
+    (c,) = engine.collect_due().collections
+    assert c.outcome is CollectOutcome.DECLINED
+    assert engine.subscription(sub).state is SubscriptionState.PAST_DUE
+    (renewal,) = engine.renew_due(actor=ADMIN).renewals
+    assert renewal.renewed, renewal.explanation
+    assert renewal.explanation.endswith("It stays past due: invoice INV-000001 still unpaid.")
+    renewed = engine.subscription(sub)
+    assert (renewed.state, renewed.start) == (SubscriptionState.PAST_DUE, date(2026, 3, 1))
+    engine.record_outside_payment(inv, reference="r1", idempotency_key="r1", actor=AGENT)
+    assert engine.subscription(sub).state is SubscriptionState.ACTIVE

@@ -9,7 +9,8 @@ many workers may run ``collect_due`` at once, and a record moves once.
   (``SubscriptionPastDue``).
 * ``reactivate``: a paid invoice moves a ``past_due`` subscription back to ``active``
   (``renewal_paid``), audited (``subscription.reactivated``), once no other invoice of the
-  subscription is unpaid after a failed collection (``unpaid_siblings``).
+  subscription is unpaid after a failed collection (``failed_invoices``) and its term has not
+  ended (an ended term's renewal is chased by ``renew_due``).
 * ``record_failure``: the failed attempt counted on the invoice with the dunning schedule's next
   date (or ``collection_stopped="gave_up"``), only when the invoice still counts the attempts
   before it (a concurrent worker's failure of the same attempt is counted once).
@@ -29,8 +30,10 @@ from ..plugins.events import (
     SubscriptionCancelledForDelinquency,
     SubscriptionPastDue,
 )
+from ..plugins.protocols import StoreSession
 from ..rules.dunning import DunningStep
 from ..rules.subscription_states import StateEvent, next_state
+from ..timeutil import local_date, timezone
 from . import overdue
 from .context import EngineContext
 from .invoice_flows import _get, retrying
@@ -39,10 +42,10 @@ __all__ = [
     "GAVE_UP",
     "STOPPED_DELINQUENT",
     "cancel_for_delinquency",
+    "failed_invoices",
     "past_due",
     "reactivate",
     "record_failure",
-    "unpaid_siblings",
 ]
 
 GAVE_UP = "gave_up"
@@ -104,26 +107,38 @@ def past_due(ctx: EngineContext, invoice: Invoice, why: str, *, actor: str) -> S
     return stored
 
 
-def unpaid_siblings(ctx: EngineContext, invoice: Invoice) -> list[Invoice]:
-    """The other open invoices of ``invoice``'s subscription whose collection failed (an attempt
-    counted, or collection stopped): while one is left, the subscription stays past due."""
-    with ctx.store.session() as s:
-        return [
-            i
-            for i in s.list_invoices(customer_id=invoice.customer_id, statuses=[InvoiceStatus.OPEN])
-            if i.id != invoice.id
-            and i.subscription_id == invoice.subscription_id
-            and (i.collection_attempts > 0 or i.collection_stopped is not None)
-        ]
+def failed_invoices(
+    s: StoreSession, subscription: Subscription, *, besides: str | None = None
+) -> list[Invoice]:
+    """The open invoices of ``subscription`` (other than ``besides``) whose collection failed
+    (an attempt counted, or collection stopped): while one is left, it stays past due."""
+    return [
+        i
+        for i in s.list_invoices(
+            customer_id=subscription.customer_id, statuses=[InvoiceStatus.OPEN]
+        )
+        if i.id != besides
+        and i.subscription_id == subscription.id
+        and (i.collection_attempts > 0 or i.collection_stopped is not None)
+    ]
 
 
 def reactivate(ctx: EngineContext, invoice: Invoice, *, actor: str) -> Subscription | None:
     """A paid invoice returns its ``past_due`` subscription to ``active``, unless another of its
-    invoices is still unpaid after a failed collection (``unpaid_siblings``)."""
+    invoices is still unpaid after a failed collection (``failed_invoices``) or its term has
+    ended (then its renewal is unpaid: ``renew_due`` chases it, ``engine.renewal_dunning``)."""
     if invoice.subscription_id is None or invoice.status is not InvoiceStatus.PAID:
         return None
-    if unpaid_siblings(ctx, invoice):
-        return None
+    with ctx.store.session() as s:
+        sub = s.get_subscription(invoice.subscription_id)
+        if sub is None or sub.state is not SubscriptionState.PAST_DUE:
+            return None
+        customer = s.get_customer(sub.customer_id)
+        if failed_invoices(s, sub, besides=invoice.id):
+            return None
+    today = local_date(ctx.now(), timezone(customer.timezone if customer else "UTC"))
+    if today >= sub.term_end:
+        return None  # the renewal is unpaid too: renew_due chases it
     return _move(
         ctx,
         invoice.subscription_id,

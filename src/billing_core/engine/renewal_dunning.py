@@ -70,6 +70,7 @@ from ..timeutil import local_date, timezone
 from . import past_due
 from .charging import charge, sale_key
 from .context import EngineContext
+from .dunning import failed_invoices
 from .guards import blocklisted
 from .renewal_claims import TermTaken, claim_term
 from .results import ChargeOutcome, ChargeResult, RenewalOutcome, RenewalResult
@@ -593,7 +594,8 @@ def _renew(
             inventory=term.paid.inventory,
         )
         move = next_state(current.state, StateEvent.RENEWAL_PAID)
-        if move.allowed:
+        owing = failed_invoices(s, current)  # past due on an invoice too: it stays past due
+        if move.allowed and not owing:
             stored = attrs.evolve(stored, state=move.state)
         s.put_subscription(stored)
         ctx.audit(
@@ -606,11 +608,19 @@ def _renew(
                 "attempt": attempt,
                 "charge": sale.id if sale else None,
                 "from": current.state.value,
+                "unpaid_invoices": [i.id for i in owing],
             },
         )
     ctx.emit(SubscriptionRenewed(at=ctx.now(), subscription=stored, charge=sale))
     paid = f"{sale.amount}" if sale is not None else "nothing to charge"
     which = _which(attempt)
+    again = "active again" if stored.state is SubscriptionState.ACTIVE else "renewed"
+    still = (
+        f" It stays past due: invoice{'' if len(owing) == 1 else 's'} "
+        f"{', '.join(i.number or i.id for i in owing)} still unpaid."
+        if owing
+        else ""
+    )
     return RenewalResult(
         subscription_id=sub.id,
         renewed=True,
@@ -618,9 +628,9 @@ def _renew(
         attempt=attempt,
         term_start=stored.start,
         term_end=stored.term_end,
-        explanation=f"Subscription {sub.id} is active again: {which} of {_what(sub, term)} "
+        explanation=f"Subscription {sub.id} is {again}: {which} of {_what(sub, term)} "
         f"was paid ({paid}); its term runs {stored.start.isoformat()} to "
-        f"{stored.term_end.isoformat()}.",
+        f"{stored.term_end.isoformat()}.{still}",
     )
 
 
