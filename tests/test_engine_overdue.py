@@ -66,10 +66,10 @@ def on(engine: BillingEngine, day: date) -> None:
     clock.set(datetime(day.year, day.month, day.day, 9, 0, tzinfo=UTC))
 
 
-def subscribe(engine: BillingEngine, key: str = "s1") -> str:
+def subscribe(engine: BillingEngine, key: str = "s1", term: Period | None = None) -> str:
     sub = engine.add_subscription(
         "c1",
-        term=Period.months(1),
+        term=term or Period.months(1),
         inventory={"dv": 1},
         unit_prices={"dv": Money("10.00", "USD")},
         idempotency_key=key,
@@ -301,7 +301,7 @@ def test_an_outside_payment_is_emitted(engine: BillingEngine, recorder: EventRec
 
 # -- back to active only when nothing failed is left ---------------------------------------------
 def test_past_due_until_every_failed_invoice_is_paid(engine: BillingEngine) -> None:
-    sub = subscribe(engine)
+    sub = subscribe(engine, term=Period.years(1))  # mid-term all along
     first = issue(engine, sub)
     on(engine, date(2026, 2, 15))
     second = issue(engine, sub, Money("20.00", "USD"))
