@@ -77,7 +77,7 @@ def sandbox(engine: BillingEngine) -> SandboxGateway:
 def subscribe(engine: BillingEngine, key: str = "s1") -> str:
     sub = engine.add_subscription(
         "c1",
-        term=Period.months(1),
+        term=Period.years(1),  # mid-term all along: renewals are not in these tests
         inventory={"dv": 1},
         unit_prices={"dv": Money("10.00", "USD")},
         idempotency_key=key,
