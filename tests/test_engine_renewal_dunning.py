@@ -137,6 +137,15 @@ def test_declined_renewal_is_retried_on_days_8_16_24_then_cancelled_on_day_30(
         "subscription.cancelled_for_delinquency",
     ]
     assert not any(isinstance(e, events.SubscriptionRenewed) for e in engine.events)
+    (gave_up,) = [e for e in engine.events if isinstance(e, events.RenewalGaveUp)]
+    assert (gave_up.subscription.id, gave_up.attempts) == (sub_id, 4)
+    assert "the next try" not in gave_up.explanation
+    assert "cancelled for delinquency on 2026-03-03" in gave_up.explanation
+    (cancelled,) = [
+        e for e in engine.events if isinstance(e, events.SubscriptionCancelledForDelinquency)
+    ]
+    assert cancelled.invoice is None and cancelled.subscription.state is SubscriptionState.CANCELLED
+    assert cancelled.explanation.startswith(f"Subscription {sub_id} is cancelled for delinquency")
     assert len(inner.ledger()) == 1  # only the first term ever took money
     assert run_days(engine, range(32, 70)) == []  # cancelled: nothing more
 

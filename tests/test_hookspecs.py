@@ -498,6 +498,19 @@ def test_invoice_voided_hook() -> None:
     check_event(events.InvoiceVoided(at=AT, invoice=attrs.evolve(_invoice(), status="void")))
 
 
+@exercises("billing_core_renewal_gave_up")
+def test_renewal_gave_up_hook() -> None:
+    check_event(
+        events.RenewalGaveUp(
+            at=AT,
+            subscription=subscription(),
+            attempts=4,
+            notify_emails=["billing@example.com"],
+            explanation="Subscription sub-1: its renewal is still unpaid.",
+        )
+    )
+
+
 @exercises("billing_core_invoice_marked_uncollectible")
 def test_invoice_marked_uncollectible_hook() -> None:
     check_event(

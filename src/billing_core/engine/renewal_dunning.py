@@ -61,7 +61,11 @@ from ..model import (
 )
 from ..money import Money
 from ..periods import Period
-from ..plugins.events import SubscriptionRenewed
+from ..plugins.events import (
+    RenewalGaveUp,
+    SubscriptionCancelledForDelinquency,
+    SubscriptionRenewed,
+)
 from ..plugins.protocols import StoreSession
 from ..rules import collection, renewal
 from ..rules.dunning import DunningPolicy, DunningStep, next_attempt
@@ -518,6 +522,16 @@ def _give_up(
         if not _audit_gave_up(ctx, s, sub, term.base, step, actor=actor):
             return None  # said once already
     text = lead or f"Subscription {sub.id}: {what} is still unpaid on {today.isoformat()}."
+    said = f"{_sentence(text)} {step.explanation}{_until(sub, term.base, delinquency_period)}"
+    ctx.emit(
+        RenewalGaveUp(
+            at=ctx.now(),
+            subscription=current,
+            attempts=step.failures,
+            notify_emails=ctx.notify_emails,
+            explanation=said,
+        )
+    )
     return RenewalResult(
         subscription_id=sub.id,
         renewed=False,
@@ -527,8 +541,7 @@ def _give_up(
         attempt=step.failures,
         term_start=term.paid.start,
         term_end=term.paid.term_end,
-        explanation=f"{_sentence(text)} {step.explanation}"
-        f"{_until(sub, term.base, delinquency_period)}",
+        explanation=said,
     )
 
 
@@ -662,6 +675,9 @@ def _cancel(
             actor=actor,
             detail={"key": term.base, "due_on": term.due_on.isoformat(), "explanation": text},
         )
+    ctx.emit(
+        SubscriptionCancelledForDelinquency(at=ctx.now(), subscription=stored, explanation=text)
+    )
     return RenewalResult(
         subscription_id=sub.id,
         renewed=False,

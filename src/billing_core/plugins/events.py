@@ -29,6 +29,8 @@ and holds no lock. Each event class round-trips through ``billing_core.serializa
 * ``CollectionSucceeded`` (``billing_core_collection_succeeded``): an attempt took the money;
 * ``SubscriptionPastDue`` (``billing_core_subscription_past_due``): a renewal was not paid and
   the subscription went ``past_due`` instead of renewing.
+* ``RenewalGaveUp`` (``billing_core_renewal_gave_up``): the dunning schedule of an unpaid
+  renewal ran out: tell the merchant;
 * ``InvoiceIssued`` (``billing_core_invoice_issued``): an invoice was issued (numbered, open);
 * ``InvoicePaid`` (``billing_core_invoice_paid``): a payment was recorded against an invoice;
 * ``InvoiceVoided`` (``billing_core_invoice_voided``): an invoice was voided;
@@ -74,6 +76,7 @@ __all__ = [
     "RefundFailed",
     "RefundGaveUp",
     "RefundIssued",
+    "RenewalGaveUp",
     "SubscriptionAdded",
     "SubscriptionCancelledForDelinquency",
     "SubscriptionPastDue",
@@ -269,14 +272,28 @@ class CollectionGaveUp(Event):
 
 
 @attrs.frozen(kw_only=True)
+class RenewalGaveUp(Event):
+    """``renew_due`` gave up chasing ``subscription``'s unpaid renewal: every try of the dunning
+    schedule failed (``attempts`` in all). The merchant's ``notify_emails`` are to be told; the
+    subscription stays ``past_due`` until it is paid or cancelled for delinquency."""
+
+    hook: ClassVar[str] = "billing_core_renewal_gave_up"
+    subscription: Subscription
+    attempts: int
+    notify_emails: tuple[str, ...] = attrs.field(converter=_strings)
+    explanation: str
+
+
+@attrs.frozen(kw_only=True)
 class SubscriptionCancelledForDelinquency(Event):
-    """``subscription`` was cancelled because ``invoice`` was still unpaid at the end of the
-    delinquency period (``rules.collection.assess_unpaid``: ``cancel_on``)."""
+    """``subscription`` was cancelled because ``invoice`` (or, when ``invoice`` is None, its
+    renewal: ``engine.renewal_dunning``) was still unpaid at the end of the delinquency period
+    (``rules.collection.assess_unpaid``: ``cancel_on``)."""
 
     hook: ClassVar[str] = "billing_core_subscription_cancelled_for_delinquency"
     subscription: Subscription
-    invoice: Invoice
     explanation: str
+    invoice: Invoice | None = None
 
 
 @attrs.frozen(kw_only=True)

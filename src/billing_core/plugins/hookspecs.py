@@ -46,6 +46,7 @@ from .events import (
     RefundFailed,
     RefundGaveUp,
     RefundIssued,
+    RenewalGaveUp,
     SubscriptionAdded,
     SubscriptionCancelledForDelinquency,
     SubscriptionPastDue,
@@ -228,12 +229,20 @@ def billing_core_collection_gave_up(event: CollectionGaveUp) -> None:
 
 
 @hookspec
+def billing_core_renewal_gave_up(event: RenewalGaveUp) -> None:
+    """``renew_due`` gave up chasing an unpaid renewal (every retry of the dunning schedule
+    failed): tell the merchant (``event.notify_emails``). The subscription stays past due until
+    it is paid or cancelled for delinquency."""
+
+
+@hookspec
 def billing_core_subscription_cancelled_for_delinquency(
     event: SubscriptionCancelledForDelinquency,
 ) -> None:
-    """A subscription was cancelled: its invoice was unpaid at the end of the delinquency period.
+    """A subscription was cancelled: its invoice (``event.invoice``), or its renewal
+    (``event.invoice`` is None), was unpaid at the end of the delinquency period.
 
-    ``event.explanation`` names the invoice, its due date and the cancellation date.
+    ``event.explanation`` names what was unpaid, its due date and the cancellation date.
     """
 
 
