@@ -12,11 +12,14 @@ sequence.
 What each step guarantees when several workers share one database:
 
 * ``renewals`` (lease ``charges``): ``renew_due`` renews every active subscription whose term
-  has ended and expires the ones that do not auto-renew. One worker at a time runs it: two
-  ``renew_due`` calls at once would both renew (and charge) the same subscriptions, because the
-  engine reads the due list and acts on it without a claim. A renewal's charge carries a gateway
-  key derived from the subscription and the new term's start, so a gateway that deduplicates by
-  key charges a term once even if a lease were lost mid-step.
+  has ended, converts trials that have ended, chases unpaid renewals on the dunning schedule
+  (and cancels them at delinquency), and expires the ones that do not auto-renew; its counts
+  are per outcome (``renewed`` and ``expired`` always, ``past_due``, ``gave_up``,
+  ``cancelled``, ``denied`` when they happen). Each term's charge is claimed in the session
+  that writes its sale ahead (``engine.renewal_claims``), so two runs never both charge a term;
+  the lease keeps the step to one worker at a time all the same (it shares ``charges`` with
+  reconcile, below). A renewal's charge carries a gateway key derived from the subscription and
+  the new term's start.
 * ``refund-queue`` (no lease): ``process_refund_queue`` in batches until nothing due is left;
   every entry is claimed with its own lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so
   workers split the queue, and a retry reuses the refund's gateway key, so no refund is paid
@@ -29,7 +32,7 @@ What each step guarantees when several workers share one database:
   whose listener failed (after their backoff) or whose deliverer died (after its lease). Every
   event is claimed with its own lease, so workers split the outbox; delivery is at least once.
 
-Steps read results only through ``renewed``, ``claimed``/``succeeded``/``retry_later``/
+Steps read results only through ``outcome`` (renewals), ``claimed``/``succeeded``/``retry_later``/
 ``gave_up``/``unknown``, ``checked``/``resolved``/``still_unknown`` and
 ``claimed``/``delivered``/``failed``.
 """
@@ -42,6 +45,7 @@ from typing import Protocol
 import attrs
 
 from ..engine import BillingEngine
+from ..engine.results import RenewalOutcome
 from ..errors import ConfigurationError
 from ..rules.permissions import Actor
 
@@ -94,8 +98,10 @@ class Renewals:
 
     def run(self, context: StepContext) -> Mapping[str, int]:
         results = context.engine.renew_due(actor=context.actor)
-        renewed = sum(1 for r in results if r.renewed)
-        return {"renewed": renewed, "expired": len(results) - renewed}
+        counts = {o.value: 0 for o in (RenewalOutcome.RENEWED, RenewalOutcome.EXPIRED)}
+        for r in results:  # renewed and expired always; past_due, gave_up, ... when they happen
+            counts[r.outcome.value] = counts.get(r.outcome.value, 0) + 1
+        return counts
 
 
 @attrs.frozen

@@ -304,7 +304,8 @@ class BillingEngine(EngineInvoices, EngineJobs, EngineCollection, EngineCollect)
         return self._state("reenable", subscription_id, SubscriptionState.ACTIVE, actor)
 
     def cancel(self, subscription_id: str, *, actor: Actor) -> StateResult:
-        """Cancel a subscription for good (active or suspended)."""
+        """Cancel a subscription for good (active, suspended, trialing, past due or pending):
+        nothing more is charged or chased for it."""
         return self._state("cancel", subscription_id, SubscriptionState.CANCELLED, actor)
 
     def _state(

@@ -44,7 +44,7 @@ _S = SubscriptionState
 _ALLOWED_FROM = {
     _S.SUSPENDED: (_S.ACTIVE,),
     _S.ACTIVE: (_S.SUSPENDED,),
-    _S.CANCELLED: (_S.ACTIVE, _S.SUSPENDED, _S.TRIALING),
+    _S.CANCELLED: (_S.ACTIVE, _S.SUSPENDED, _S.TRIALING, _S.PAST_DUE, _S.PENDING),
 }
 _VERB = {_S.SUSPENDED: "suspended", _S.ACTIVE: "re-enabled", _S.CANCELLED: "cancelled"}
 _NEXT_STEP = {
