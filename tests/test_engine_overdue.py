@@ -352,3 +352,23 @@ def test_a_paid_renewal_does_not_reactivate_an_unpaid_invoice(engine: BillingEng
     assert (renewed.state, renewed.start) == (SubscriptionState.PAST_DUE, date(2026, 3, 1))
     engine.record_outside_payment(inv, reference="r1", idempotency_key="r1", actor=AGENT)
     assert engine.subscription(sub).state is SubscriptionState.ACTIVE
+
+
+def test_a_past_due_subscription_can_be_cancelled_and_the_worker_counts_it(
+    engine: BillingEngine,
+) -> None:
+    from billing_core.cli.steps import Renewals, StepContext
+
+    sub = subscribe(engine)
+    on(engine, date(2026, 3, 1))
+    sandbox(engine).script("sale", ["decline"])
+    step = StepContext(engine=engine, actor=ADMIN, stopping=lambda: False, progress=lambda _: None)
+    assert Renewals().run(step) == {"renewed": 0, "expired": 0, "past_due": 1}
+    assert engine.subscription(sub).state is SubscriptionState.PAST_DUE
+    cancelled = engine.cancel(sub, actor=AGENT)
+    assert cancelled.outcome.value == "cancelled", cancelled.explanation
+    assert engine.subscription(sub).state is SubscriptionState.CANCELLED
+    on(engine, date(2026, 3, 9))  # the first retry's day: nothing is chased any more
+    before = sales(engine)
+    assert Renewals().run(step) == {"renewed": 0, "expired": 0}
+    assert sales(engine) == before
