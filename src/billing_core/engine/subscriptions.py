@@ -4,14 +4,13 @@ Each flow reads what it needs in a store session, asks the pure rules, and write
 computed; money moves only through ``charging.charge``. "Today" is the customer's local date.
 Certificates are checked, ordered and cancelled by ``certificate_orders``
 (``request_certificate_cancellation`` is re-exported here for the engine); metered periods are
-closed by ``metered_closes``.
+closed by ``metered_closes``; ``renew_due`` (re-exported here) is ``engine.renewals``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import date, timedelta
-from functools import partial
+from datetime import date
 
 from ..errors import InvalidTypeError, InvalidValueError, NotFoundError
 from ..model import (
@@ -23,13 +22,12 @@ from ..model import (
 )
 from ..money import Money
 from ..periods import Period
-from ..plugins.events import SubscriptionAdded, SubscriptionRenewed
+from ..plugins.events import SubscriptionAdded
 from ..plugins.protocols import StoreSession
-from ..rules import backdating, certificates, changes, renewal, suspension
-from ..rules.dunning import DunningPolicy
+from ..rules import backdating, certificates, changes, suspension
 from ..serialization import unstructure
 from ..timeutil import local_date, timezone
-from . import activation, past_due, renewal_dunning, trials
+from . import activation, trials
 from .certificate_orders import (
     first_blocked,
     order_certificates,
@@ -37,14 +35,11 @@ from .certificate_orders import (
     request_certificate_cancellation,
 )
 from .charging import charge
-from .collect import DEFAULT_DELINQUENCY_PERIOD
 from .context import EngineContext
-from .guards import blocklisted
-from .renewal_claims import TermTaken, claim_term, renewed_copy
+from .renewals import renew_due
 from .results import (
     ChargeOutcome,
     InventoryResult,
-    RenewalResult,
     StateOutcome,
     StateResult,
     SubscriptionResult,
@@ -381,148 +376,6 @@ def set_state(
         subscription=change.subscription,
         paused_days=change.paused_days,
     )
-
-
-def renew_due(
-    ctx: EngineContext,
-    *,
-    actor: str,
-    policy: DunningPolicy | None = None,
-    delinquency_period: Period | timedelta | None = DEFAULT_DELINQUENCY_PERIOD,
-) -> list[RenewalResult]:
-    """Renew (and charge) every active subscription whose term has ended; expire the others.
-    A trial whose end has come is charged its first term (``engine.trials``); a renewal left
-    unpaid (``past_due``) is tried again on the dunning schedule ``policy`` (default
-    ``DunningPolicy()``) and cancelled ``delinquency_period`` after its term end
-    (``engine.renewal_dunning``)."""
-    policy = DunningPolicy() if policy is None else policy
-    with ctx.store.session() as s:
-        subs = s.list_subscriptions(
-            states=[
-                SubscriptionState.ACTIVE,
-                SubscriptionState.TRIALING,
-                SubscriptionState.PAST_DUE,
-            ]
-        )
-    results = []
-    for sub in subs:
-        with ctx.store.session() as s:
-            customer = _customer(s, sub.customer_id)
-        today = customer_today(ctx, customer)
-        if sub.state is not SubscriptionState.ACTIVE:
-            turn = (
-                trials.convert if sub.state is SubscriptionState.TRIALING else renewal_dunning.chase
-            )
-            chased = turn(
-                ctx,
-                sub,
-                customer,
-                today=today,
-                policy=policy,
-                delinquency_period=delinquency_period,
-                actor=actor,
-            )
-            if chased is not None:
-                results.append(chased)
-            continue
-        verdict = renewal.renew(sub, today=today)
-        if verdict.renewed and customer.blocklisted:  # the guard path (engine.guards)
-            denial = blocklisted(customer, "renew_due")
-            results.append(
-                RenewalResult(
-                    subscription_id=sub.id,
-                    renewed=False,
-                    reason=str(denial.reason),
-                    explanation=denial.explanation,
-                )
-            )
-            continue
-        if not verdict.renewed:
-            if verdict.subscription.state is not sub.state:
-                with ctx.store.session() as s:
-                    s.put_subscription(verdict.subscription)
-                    ctx.audit(s, action="subscription.expired", subject_id=sub.id, actor=actor)
-                results.append(
-                    RenewalResult(
-                        subscription_id=sub.id, renewed=False, explanation=verdict.explanation
-                    )
-                )
-            continue
-        total = verdict.total
-        result, sale = (None, None)
-        if total is not None:
-            lines = [
-                CertificateLine(
-                    certificate_type=t, quantity=q, unit_price=verdict.subscription.unit_prices[t]
-                )
-                for t, q in sorted(verdict.subscription.inventory.items())
-                if q
-            ]
-            term_key = renewal_dunning.renewal_key(sub.id, verdict.subscription.start)
-            try:
-                result, sale = charge(
-                    ctx,
-                    amount=total,
-                    key=term_key,
-                    actor=actor,
-                    customer_id=sub.customer_id,
-                    subscription_id=sub.id,
-                    lines=lines,
-                    description=verdict.explanation,
-                    claim=partial(claim_term, ctx, sub=sub, sale_key=f"{term_key}:sale"),
-                )
-            except TermTaken as taken:  # another caller renews this term (renewal_claims)
-                if taken.sale is None:
-                    continue
-                sale = taken.sale  # its renewal died after the charge: finish it on that sale
-            if past_due.unpaid(result, sale):  # never renewed for free (engine.past_due)
-                unpaid = past_due.mark_past_due(
-                    ctx,
-                    sub,
-                    result=result,
-                    sale=sale,
-                    actor=actor,
-                    key=term_key,
-                    term_start=verdict.subscription.start.isoformat(),
-                )
-                if unpaid is not None:  # chased from now on (engine.renewal_dunning)
-                    results.append(
-                        renewal_dunning.first_failure(
-                            ctx,
-                            sub,
-                            unpaid,
-                            today=today,
-                            policy=policy,
-                            delinquency_period=delinquency_period,
-                            base=term_key,
-                            actor=actor,
-                        )
-                    )
-                continue
-        with ctx.store.session() as s:
-            stored = renewed_copy(s, sub, verdict.subscription)
-            if stored is None:  # another caller renewed this term meanwhile
-                continue
-            s.put_subscription(stored)
-            ctx.audit(
-                s,
-                action="subscription.renewed",
-                subject_id=sub.id,
-                actor=actor,
-                detail={"start": verdict.subscription.start.isoformat()},
-            )
-        ctx.emit(SubscriptionRenewed(at=ctx.now(), subscription=stored, charge=sale))
-        results.append(
-            RenewalResult(
-                subscription_id=sub.id,
-                renewed=True,
-                charge=result,
-                term_start=verdict.subscription.start,
-                term_end=verdict.subscription.term_end,
-                explanation=verdict.explanation,
-            )
-        )
-    return results
 
 
 def record_usage(ctx: EngineContext, events: Iterable[UsageEvent]) -> int:
