@@ -10,10 +10,10 @@ from datetime import datetime, timedelta
 
 import attrs
 
-from ..errors import InvalidTypeError, InvalidValueError
+from ..errors import InvalidTypeError
 from ..money import Money
 from ..periods import Period
-from ..rules.dunning import DunningPolicy
+from ..rules.dunning import DunningPolicy, check_settings
 from ..rules.invoice_transitions import payment_event
 from ..rules.permissions import SYSTEM_ACTOR, Actor
 from ..timeutil import require_aware
@@ -31,20 +31,7 @@ from .guards import ident
 from .invoice_results import InvoiceOutcome, InvoiceResult
 from .overdue import PastDueInvoice
 
-__all__ = ["EngineCollect", "check_delinquency_period"]
-
-
-def check_delinquency_period(period: object) -> Period | timedelta | None:
-    """``delinquency_period`` as given, or the ``BillingError`` naming it."""
-    if period is not None and not isinstance(period, Period | timedelta):
-        raise InvalidTypeError(
-            f"must be a Period, a timedelta or None, not {type(period).__name__}",
-            field="delinquency_period",
-            value=period,
-        )
-    if isinstance(period, timedelta) and period <= timedelta(0):
-        raise InvalidValueError("must be positive", field="delinquency_period", value=period)
-    return period
+__all__ = ["EngineCollect"]
 
 
 class EngineCollect(EngineBase):
@@ -65,14 +52,7 @@ class EngineCollect(EngineBase):
         its due date (default 30 days; ``None``: never) cancels its subscription."""
         who = SYSTEM_ACTOR if actor is None else _actor(actor)
         at = self.ctx.now() if now is None else require_aware(now, "now")
-        policy = DunningPolicy() if dunning is None else dunning
-        if not isinstance(policy, DunningPolicy):
-            raise InvalidTypeError(
-                f"must be a DunningPolicy, not {type(policy).__name__}",
-                field="dunning",
-                value=policy,
-            )
-        period = check_delinquency_period(delinquency_period)
+        policy, period = check_settings(dunning, delinquency_period)
         ids = None
         if invoice_ids is not None:
             if isinstance(invoice_ids, str) or not isinstance(invoice_ids, Sequence):
@@ -148,7 +128,7 @@ class EngineCollect(EngineBase):
         at = self.ctx.now() if now is None else require_aware(now, "now")
         if customer_id is not None:
             ident(customer_id, "customer_id")
-        period = check_delinquency_period(delinquency_period)
+        _, period = check_settings(None, delinquency_period)
         return overdue.past_due_invoices(
             self.ctx, at, delinquency_period=period, customer_id=customer_id
         )

@@ -38,7 +38,7 @@ from ..plugins.protocols import CancellationState
 from ..rules import limits, metering
 from ..rules.permissions import Action, Actor
 from ..timeutil import require_aware
-from . import customers, metered_closes, refunding, subscriptions
+from . import customers, metered_closes, refunding, subscriptions, trials
 from .collect_calls import EngineCollect
 from .collection_calls import EngineCollection
 from .guards import actor as _actor
@@ -167,26 +167,7 @@ class BillingEngine(EngineInvoices, EngineJobs, EngineCollection, EngineCollect)
             "auto_renew": auto_renew,
             "domains": list(domains),
         }
-        if trial is not None:
-            if not isinstance(trial, Period):
-                raise InvalidTypeError(
-                    f"must be a Period or None, not {type(trial).__name__}",
-                    field="trial",
-                    value=trial,
-                )
-            if pending:
-                raise InvalidValueError(
-                    "a pending order has no trial (a trial starts when it is added)",
-                    field="pending",
-                    value=pending,
-                )
-            if domains:
-                raise InvalidValueError(
-                    "a trial names no domains (certificates are ordered for paid terms: add "
-                    "them after the trial)",
-                    field="domains",
-                    value=list(domains),
-                )
+        if trials.check_trial(trial, pending=pending, domains=domains) is not None:
             params["trial"] = trial
         if pending:
             if domains:

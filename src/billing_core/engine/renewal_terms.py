@@ -14,11 +14,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date, timedelta
+from datetime import date
 
 import attrs
 
-from ..errors import InvalidTypeError, InvalidValueError
 from ..model import (
     CertificateLine,
     Customer,
@@ -29,10 +28,9 @@ from ..model import (
     TransactionStatus,
 )
 from ..money import Money
-from ..periods import Period
 from ..plugins.protocols import StoreSession
+from ..rules import dunning as dunning_rules
 from ..rules import renewal
-from ..rules.dunning import DunningPolicy
 from ..timeutil import local_date, timezone
 from .charging import sale_key
 from .context import EngineContext
@@ -76,27 +74,8 @@ def attempt_key(base: str, attempt: int) -> str:
     return base if attempt == 1 else f"{base}:retry-{attempt - 1}"
 
 
-def check_policy(
-    dunning: object, delinquency_period: object
-) -> tuple[DunningPolicy, Period | timedelta | None]:
-    """The dunning policy (default ``DunningPolicy()``) and delinquency period of a call, checked
-    as ``collect_due`` checks them (bad types raise naming ``dunning`` or
-    ``delinquency_period``)."""
-    policy = DunningPolicy() if dunning is None else dunning
-    if not isinstance(policy, DunningPolicy):
-        raise InvalidTypeError(
-            f"must be a DunningPolicy, not {type(policy).__name__}", field="dunning", value=policy
-        )
-    period = delinquency_period
-    if period is not None and not isinstance(period, Period | timedelta):
-        raise InvalidTypeError(
-            f"must be a Period, a timedelta or None, not {type(period).__name__}",
-            field="delinquency_period",
-            value=period,
-        )
-    if isinstance(period, timedelta) and period <= timedelta(0):
-        raise InvalidValueError("must be positive", field="delinquency_period", value=period)
-    return policy, period
+check_policy = dunning_rules.check_settings
+"""The dunning policy and delinquency period of a call (``rules.dunning.check_settings``)."""
 
 
 def lines_of(

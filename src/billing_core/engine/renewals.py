@@ -15,7 +15,7 @@ from datetime import timedelta
 from functools import partial
 
 from ..errors import NotFoundError
-from ..model import CertificateLine, SubscriptionState
+from ..model import SubscriptionState
 from ..periods import Period
 from ..plugins.events import SubscriptionRenewed
 from ..rules import renewal
@@ -104,13 +104,8 @@ def renew_due(
         total = verdict.total
         result, sale = (None, None)
         if total is not None:
-            lines = [
-                CertificateLine(
-                    certificate_type=t, quantity=q, unit_price=verdict.subscription.unit_prices[t]
-                )
-                for t, q in sorted(verdict.subscription.inventory.items())
-                if q
-            ]
+            new = verdict.subscription
+            lines = renewal_dunning.lines_of(new.inventory, new.unit_prices)
             term_key = renewal_dunning.renewal_key(sub.id, verdict.subscription.start)
             try:
                 result, sale = charge(

@@ -118,21 +118,9 @@ def add_subscription(
         renewal_inventory=dict(inventory),
         unit_prices=dict(unit_prices),
     )  # the draft checks the inventory and prices: bad input raises before anything else
-    if trial is not None:
-        if pending:
-            raise InvalidValueError(
-                "a pending order has no trial (a trial starts when it is added)",
-                field="pending",
-                value=pending,
-            )
-        if domains:
-            raise InvalidValueError(
-                "a trial names no domains (certificates are ordered for paid terms: add them "
-                "after the trial)",
-                field="domains",
-                value=list(domains),
-            )
-        return trials.store_trial(ctx, draft, trial, today=today, actor=actor)
+    trial_length = trials.check_trial(trial, pending=pending, domains=domains)
+    if trial_length is not None:
+        return trials.store_trial(ctx, draft, trial_length, today=today, actor=actor)
     plan = certificates.plan_domains(inventory, domains)
     refusal = plan if not plan.allowed else first_blocked(ctx, plan)
     if refusal is not None:

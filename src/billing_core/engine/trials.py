@@ -28,7 +28,7 @@ from functools import partial
 
 import attrs
 
-from ..errors import InvalidValueError
+from ..errors import InvalidTypeError, InvalidValueError
 from ..model import Customer, Subscription, SubscriptionState, TransactionStatus
 from ..periods import Period
 from ..plugins.events import SubscriptionAdded, SubscriptionRenewed
@@ -41,7 +41,32 @@ from .guards import blocklisted
 from .renewal_claims import TermTaken, claim_term
 from .results import ChargeOutcome, RenewalResult, SubscriptionResult
 
-__all__ = ["convert", "store_trial"]
+__all__ = ["check_trial", "convert", "store_trial"]
+
+
+def check_trial(trial: object, *, pending: bool, domains: object) -> Period | None:
+    """``add_subscription``'s ``trial`` (a ``Period`` or None), or the ``BillingError`` naming
+    the field: a trial is not a pending order, and names no domains."""
+    if trial is None:
+        return None
+    if not isinstance(trial, Period):
+        raise InvalidTypeError(
+            f"must be a Period or None, not {type(trial).__name__}", field="trial", value=trial
+        )
+    if pending:
+        raise InvalidValueError(
+            "a pending order has no trial (a trial starts when it is added)",
+            field="pending",
+            value=pending,
+        )
+    if domains:
+        raise InvalidValueError(
+            "a trial names no domains (certificates are ordered for paid terms: add them "
+            "after the trial)",
+            field="domains",
+            value=list(domains),  # type: ignore[call-overload]
+        )
+    return trial
 
 
 def store_trial(

@@ -14,17 +14,17 @@ next try, or ``None``: give up and notify the merchant. Pure: dates in, a decisi
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import attrs
 
-from ..errors import InvalidAmountError, InvalidTypeError
+from ..errors import InvalidAmountError, InvalidTypeError, InvalidValueError
 from ..periods import Period
 from ..timeutil import require_date
 from .retry import RetryPolicy
 
-__all__ = ["DunningPolicy", "DunningStep", "next_attempt"]
+__all__ = ["DunningPolicy", "DunningStep", "check_settings", "next_attempt"]
 
 
 def _delays(value: Iterable[Any]) -> tuple[Period, ...]:
@@ -121,3 +121,26 @@ def next_attempt(
         f"is on {on.isoformat()}, {delay.describe()} later (retry {failures} of "
         f"{policy.retries}).",
     )
+
+
+def check_settings(
+    dunning: object, delinquency_period: object
+) -> tuple[DunningPolicy, Period | timedelta | None]:
+    """The dunning policy (``None``: ``DunningPolicy()``) and the delinquency period (a
+    ``Period``, a positive ``timedelta``, or ``None``: never) a collection job was given, or
+    the ``BillingError`` naming ``dunning`` or ``delinquency_period``."""
+    policy = DunningPolicy() if dunning is None else dunning
+    if not isinstance(policy, DunningPolicy):
+        raise InvalidTypeError(
+            f"must be a DunningPolicy, not {type(policy).__name__}", field="dunning", value=policy
+        )
+    period = delinquency_period
+    if period is not None and not isinstance(period, Period | timedelta):
+        raise InvalidTypeError(
+            f"must be a Period, a timedelta or None, not {type(period).__name__}",
+            field="delinquency_period",
+            value=period,
+        )
+    if isinstance(period, timedelta) and period <= timedelta(0):
+        raise InvalidValueError("must be positive", field="delinquency_period", value=period)
+    return policy, period
