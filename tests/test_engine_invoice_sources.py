@@ -92,7 +92,12 @@ def test_a_renewal_is_charged_once_as_a_sale_and_never_invoiced_again(
     assert renewed.charge.amount == usd("20.00")  # the timeline's next term: 2 × 10.00, paid
     assert _pending(engine, sub.subscription_id) == []  # nothing left to bill later
     assert engine.issue_due_invoices().invoices == ()  # so no invoice bills it a second time
-    assert engine.invoices("c1") == []
+    # only the receipts of the two term sales (engine.receipts), paid at once
+    assert sub.charge is not None
+    assert [(i.number, i.status, i.amount_paid, i.receipt_for) for i in engine.invoices("c1")] == [
+        ("RCT-000001", InvoiceStatus.PAID, usd("20.00"), sub.charge.transaction_id),
+        ("RCT-000002", InvoiceStatus.PAID, usd("20.00"), renewed.charge.transaction_id),
+    ]
     assert base._sandbox(engine).calls["sale"] == 2  # the first term and the renewal, once each
     # a mid-term change of the renewed term is a pending line again, and is invoiced
     engine.add_inventory(

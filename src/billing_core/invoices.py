@@ -371,6 +371,9 @@ class Invoice:
     collection_stopped: str | None = attrs.field(default=None, validator=_optional_str)
     """Why automatic collection stopped: ``gave_up`` (the dunning schedule ran out) or
     ``delinquent`` (its subscription was cancelled); ``None`` while it goes on."""
+    receipt_for: str | None = attrs.field(default=None, validator=_optional_str)
+    """The sale this invoice is the receipt of (``engine.receipts``: a subscription term charged
+    at once, issued ``paid``); ``None`` for an invoice of billed lines."""
 
     def __attrs_post_init__(self) -> None:
         minor_unit_exponent(self.currency, "currency")

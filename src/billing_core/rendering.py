@@ -62,6 +62,7 @@ def render_json(
         "id": invoice.id,
         "number": invoice.number,
         "status": invoice.status.value,
+        "receipt_for": invoice.receipt_for,
         "currency": invoice.currency,
         "issued_on": invoice.issued_on.isoformat() if invoice.issued_on else None,
         "due_on": invoice.due_on.isoformat() if invoice.due_on else None,
@@ -121,6 +122,8 @@ def render_text(
     """The invoice as plain text, 72 columns wide, amounts right-aligned."""
     ids = _check(invoice, customer, tax_ids)
     title = f"INVOICE {invoice.number}" if invoice.number else "DRAFT INVOICE"
+    if invoice.receipt_for is not None:  # engine.receipts: a term sale's paid invoice
+        title = f"RECEIPT {invoice.number} for sale {invoice.receipt_for}"
     out = [f"{title} ({invoice.status.value})"]
     if invoice.issued_on:
         out.append(f"Issued {invoice.issued_on.isoformat()}")

@@ -60,6 +60,8 @@ class EngineContext:
     ids: Callable[[str], str] = new_id
     lease_seconds: int = 300
     choose_gateway: Chooser | None = None
+    receipt_prefix: str = "RCT-"
+    """The numbering sequence of receipts (``engine.receipts``; ``InvoiceSettings``)."""
 
     def now(self) -> datetime:
         return require_aware(self.clock(), "clock()")

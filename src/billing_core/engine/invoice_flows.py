@@ -91,12 +91,14 @@ def _prefix(value: object) -> str:
 @attrs.frozen(kw_only=True)
 class InvoiceSettings:
     """How the engine issues invoices: the number ``prefix`` (one gapless sequence per prefix
-    and store), ``memo_prefix`` for credit memos, ``due_days`` from issue to due date, the
+    and store), ``memo_prefix`` for credit memos, ``receipt_prefix`` for the receipts of term
+    sales (``engine.receipts``), ``due_days`` from issue to due date, the
     ``tax_rates`` and ``notes`` every invoice carries, and whether ``issue_due_invoices`` issues at once
     (``finalize=True``) or leaves drafts for review."""
 
     prefix: str = attrs.field(default="INV-", converter=_prefix)
     memo_prefix: str = attrs.field(default="CN-", converter=_prefix)
+    receipt_prefix: str = attrs.field(default="RCT-", converter=_prefix)
     due_days: int = attrs.field(default=30, converter=_count_days)
     tax_rates: tuple[TaxRate, ...] = attrs.field(default=(), converter=_rates)
     finalize: bool = True

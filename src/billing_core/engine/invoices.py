@@ -50,8 +50,23 @@ def _customer_of(engine: EngineBase, invoice_id: str) -> str:
 class EngineInvoices(EngineBase):
     """Invoices: issued from the pending lines, numbered, paid, voided, credited."""
 
-    invoice_settings: InvoiceSettings = InvoiceSettings()
-    """Number prefixes, due days, tax rates; replace it to configure (``InvoiceSettings``)."""
+    _invoice_settings: InvoiceSettings = InvoiceSettings()
+
+    @property
+    def invoice_settings(self) -> InvoiceSettings:
+        """Number prefixes, due days, tax rates; replace it to configure (``InvoiceSettings``)."""
+        return self._invoice_settings
+
+    @invoice_settings.setter
+    def invoice_settings(self, settings: InvoiceSettings) -> None:
+        if not isinstance(settings, InvoiceSettings):
+            raise InvalidTypeError(
+                f"must be an InvoiceSettings, not {type(settings).__name__}",
+                field="invoice_settings",
+                value=settings,
+            )
+        self._invoice_settings = settings
+        self.ctx.receipt_prefix = settings.receipt_prefix
 
     def issue_due_invoices(
         self, now: datetime | None = None, *, actor: Actor | None = None

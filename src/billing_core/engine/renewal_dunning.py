@@ -53,6 +53,7 @@ import attrs
 
 from ..model import (
     Customer,
+    InvoiceLineKind,
     Subscription,
     SubscriptionState,
     Transaction,
@@ -68,7 +69,7 @@ from ..plugins.protocols import StoreSession
 from ..rules import collection
 from ..rules.dunning import DunningPolicy, DunningStep, next_attempt
 from ..rules.subscription_states import StateEvent, next_state
-from . import past_due
+from . import past_due, receipts
 from .charging import charge
 from .context import EngineContext
 from .dunning import failed_invoices
@@ -129,7 +130,9 @@ def chase(
         tries = attempts(s, sub, term.base, customer)
     last = tries[-1] if tries else None
     if last is not None and last.status is TransactionStatus.COMPLETED:
-        return _renew(ctx, sub, term, last.sale, None, actor=actor, attempt=last.number)
+        return _renew(
+            ctx, sub, term, last.sale, None, actor=actor, attempt=last.number, today=today
+        )
     if last is not None and last.status is not TransactionStatus.FAILED:
         return None  # in doubt: reconcile() settles its sale first
     failures = len(tries)
@@ -153,7 +156,7 @@ def chase(
     result: ChargeResult
     sale: Transaction | None = None
     if term.total is None:
-        return _renew(ctx, sub, term, None, None, actor=actor, attempt=number)
+        return _renew(ctx, sub, term, None, None, actor=actor, attempt=number, today=today)
     if customer.blocklisted:  # the guard path's own check: a blocked attempt, counted
         denial = blocklisted(customer, "renew_due")
         result = ChargeResult(
@@ -178,7 +181,7 @@ def chase(
         except TermTaken:  # another run makes (or made) this attempt: its answer stands
             return None
     if result.outcome is ChargeOutcome.CHARGED:
-        return _renew(ctx, sub, term, sale, result, actor=actor, attempt=number)
+        return _renew(ctx, sub, term, sale, result, actor=actor, attempt=number, today=today)
     if not past_due.unpaid(result, sale):
         return None  # in doubt: reconcile() settles its sale first
     step = next_attempt(number, today, policy)
@@ -402,6 +405,7 @@ def _renew(
     *,
     actor: str,
     attempt: int,
+    today: date,
 ) -> RenewalResult | None:
     """The unpaid term was paid (by ``sale``): ``renewal_paid``, the new term stored."""
     with ctx.store.session() as s:
@@ -419,6 +423,14 @@ def _renew(
         if move.allowed and not owing:
             stored = attrs.evolve(stored, state=move.state)
         s.put_subscription(stored)
+        receipts.record_receipt(
+            ctx,
+            s,
+            sale,
+            on=today,
+            kind=InvoiceLineKind.SUBSCRIPTION if term.trial else InvoiceLineKind.RENEWAL,
+            actor=actor,
+        )
         ctx.audit(
             s,
             action="subscription.renewed",

@@ -15,13 +15,13 @@ from datetime import timedelta
 from functools import partial
 
 from ..errors import NotFoundError
-from ..model import SubscriptionState
+from ..model import InvoiceLineKind, SubscriptionState
 from ..periods import Period
 from ..plugins.events import SubscriptionRenewed
 from ..rules import renewal
 from ..rules.dunning import DunningPolicy
 from ..timeutil import local_date, timezone
-from . import past_due, renewal_dunning, trials
+from . import past_due, receipts, renewal_dunning, trials
 from .charging import charge
 from .collect import DEFAULT_DELINQUENCY_PERIOD
 from .context import EngineContext
@@ -152,6 +152,9 @@ def renew_due(
             if stored is None:  # another caller renewed this term meanwhile
                 continue
             s.put_subscription(stored)
+            receipts.record_receipt(
+                ctx, s, sale, on=today, kind=InvoiceLineKind.RENEWAL, actor=actor
+            )
             ctx.audit(
                 s,
                 action="subscription.renewed",

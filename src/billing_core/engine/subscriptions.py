@@ -27,7 +27,7 @@ from ..plugins.protocols import StoreSession
 from ..rules import backdating, certificates, changes, suspension
 from ..serialization import unstructure
 from ..timeutil import local_date, timezone
-from . import activation, trials
+from . import activation, receipts, trials
 from .certificate_orders import (
     first_blocked,
     order_certificates,
@@ -187,6 +187,7 @@ def add_subscription(
     with ctx.store.session() as s:
         s.put_subscription(draft)
         ordered.record(ctx, s, key=key, actor=actor)
+        receipts.record_receipt(ctx, s, sale, on=today, actor=actor)  # engine.receipts
         ctx.audit(
             s,
             action="subscription.added",

@@ -34,7 +34,7 @@ from ..periods import Period
 from ..plugins.events import SubscriptionAdded, SubscriptionRenewed
 from ..rules.dunning import DunningPolicy
 from ..rules.subscription_states import StateEvent, next_state
-from . import past_due, renewal_dunning
+from . import past_due, receipts, renewal_dunning
 from .charging import charge
 from .context import EngineContext
 from .guards import blocklisted
@@ -199,6 +199,7 @@ def convert(
         else:
             stored = attrs.evolve(current, state=move.state)
             s.put_subscription(stored)
+        receipts.record_receipt(ctx, s, sale, on=today, actor=actor)
         ctx.audit(
             s,
             action="subscription.trial_paid",
