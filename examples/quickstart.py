@@ -247,6 +247,12 @@ def story(db: Path) -> None:
     )
     say(memo.explanation)
     print(textwrap.indent(str(engine.render_invoice(invoice.id)), "    | "))
+    receipt = next(i for i in engine.invoices(acme.id) if i.receipt_for == sale)
+    say(
+        f"The first term's sale is receipt {receipt.number} among the invoices: "
+        f"{receipt.amount_paid} paid, {receipt.amount_refunded} refunded (seed 000: refunds are "
+        "visible in invoices)."
+    )
 
     heading("Permissions")
     denied = engine.blocklist_customer(acme.id, actor=AGENT)
