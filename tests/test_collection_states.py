@@ -13,6 +13,7 @@ import pytest
 from billing_core import BillingEngine, Customer, InvalidValueError, Period, Subscription
 from billing_core import SubscriptionState as S
 from billing_core.engine.results import ChargeOutcome
+from billing_core.plugins.events import SubscriptionAbandoned
 from billing_core.plugins.sandbox_gateway import Fault
 from billing_core.rules.subscription_states import (
     TRANSITIONS,
@@ -119,6 +120,9 @@ def test_a_pending_order_is_abandoned_on_abandon_on(engine: BillingEngine) -> No
     assert (old.state, old.auto_renew) == (S.CANCELLED, False)
     assert engine.subscription("sub-new").state is S.PENDING
     assert [e.action for e in engine.audit_log(subject_id="sub-old")] == ["subscription.abandoned"]
+    (event,) = [e for e in engine.events if isinstance(e, SubscriptionAbandoned)]
+    assert event.subscription.id == "sub-old" and event.subscription.state is S.CANCELLED
+    assert event.explanation == result.explanations[0]
     later = engine.abandon_pending_orders(START + timedelta(days=1), abandon_after=Period.days(14))
     assert later.abandoned == ("sub-new",)
     assert (

@@ -498,6 +498,17 @@ def test_invoice_voided_hook() -> None:
     check_event(events.InvoiceVoided(at=AT, invoice=attrs.evolve(_invoice(), status="void")))
 
 
+@exercises("billing_core_subscription_abandoned")
+def test_subscription_abandoned_hook() -> None:
+    check_event(
+        events.SubscriptionAbandoned(
+            at=AT,
+            subscription=attrs.evolve(subscription(), state="cancelled"),
+            explanation="Subscription sub-1: created 2026-10-01 and not activated within 30 days.",
+        )
+    )
+
+
 @exercises("billing_core_renewal_gave_up")
 def test_renewal_gave_up_hook() -> None:
     check_event(

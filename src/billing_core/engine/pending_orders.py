@@ -1,4 +1,5 @@
-"""Pending orders abandoned at ``abandon_on`` (``rules.collection.assess_pending``)."""
+"""Pending orders abandoned at ``abandon_on`` (``rules.collection.assess_pending``): cancelled,
+audited (``subscription.abandoned``) and emitted (``SubscriptionAbandoned``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import attrs
 
 from ..model import SubscriptionState
 from ..periods import Period
+from ..plugins.events import SubscriptionAbandoned
 from ..rules import collection
 from ..rules.subscription_states import StateEvent, next_state
 from ..timeutil import local_date, timezone
@@ -46,7 +48,8 @@ def abandon(
             if not verdict.abandoned:
                 continue
             move = next_state(current.state, StateEvent.ABANDON)
-            s.put_subscription(attrs.evolve(current, state=move.state, auto_renew=False))
+            stored = attrs.evolve(current, state=move.state, auto_renew=False)
+            s.put_subscription(stored)
             ctx.audit(
                 s,
                 action="subscription.abandoned",
@@ -56,4 +59,5 @@ def abandon(
             )
         ids.append(sub.id)
         texts.append(f"Subscription {sub.id}: {verdict.explanation}")
+        ctx.emit(SubscriptionAbandoned(at=ctx.now(), subscription=stored, explanation=texts[-1]))
     return AbandonResult(abandoned=tuple(ids), explanations=tuple(texts))

@@ -29,6 +29,8 @@ and holds no lock. Each event class round-trips through ``billing_core.serializa
 * ``CollectionSucceeded`` (``billing_core_collection_succeeded``): an attempt took the money;
 * ``SubscriptionPastDue`` (``billing_core_subscription_past_due``): a renewal was not paid and
   the subscription went ``past_due`` instead of renewing.
+* ``SubscriptionAbandoned`` (``billing_core_subscription_abandoned``): a pending order was never
+  activated and is cancelled as abandoned;
 * ``RenewalGaveUp`` (``billing_core_renewal_gave_up``): the dunning schedule of an unpaid
   renewal ran out: tell the merchant;
 * ``InvoiceIssued`` (``billing_core_invoice_issued``): an invoice was issued (numbered, open);
@@ -77,6 +79,7 @@ __all__ = [
     "RefundGaveUp",
     "RefundIssued",
     "RenewalGaveUp",
+    "SubscriptionAbandoned",
     "SubscriptionAdded",
     "SubscriptionCancelledForDelinquency",
     "SubscriptionPastDue",
@@ -269,6 +272,16 @@ class CollectionGaveUp(Event):
     notify_emails: tuple[str, ...] = attrs.field(converter=_strings)
     explanation: str
     subscription: Subscription | None = None
+
+
+@attrs.frozen(kw_only=True)
+class SubscriptionAbandoned(Event):
+    """A pending order was never activated: ``subscription`` was cancelled as abandoned on its
+    ``abandon_on`` (``rules.collection.assess_pending``); nothing was ever charged for it."""
+
+    hook: ClassVar[str] = "billing_core_subscription_abandoned"
+    subscription: Subscription
+    explanation: str
 
 
 @attrs.frozen(kw_only=True)

@@ -47,6 +47,7 @@ from .events import (
     RefundGaveUp,
     RefundIssued,
     RenewalGaveUp,
+    SubscriptionAbandoned,
     SubscriptionAdded,
     SubscriptionCancelledForDelinquency,
     SubscriptionPastDue,
@@ -226,6 +227,12 @@ def billing_core_collection_gave_up(event: CollectionGaveUp) -> None:
     Tell the merchant (``event.notify_emails``); ``event.explanation`` has the figures. The
     invoice stays open: it can still be paid by hand or recorded as paid outside the gateway.
     """
+
+
+@hookspec
+def billing_core_subscription_abandoned(event: SubscriptionAbandoned) -> None:
+    """A pending order was never activated: it was cancelled as abandoned on its ``abandon_on``
+    (``abandon_pending_orders``). Nothing was charged for it."""
 
 
 @hookspec
