@@ -11,17 +11,17 @@ import pytest
 
 from billing_core import Period
 from billing_core.rules import collection
+from docs_runner import run_file
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 def _run(name: str) -> tuple[dict[str, Any], str, list[str]]:
-    """Run the page's Python blocks in one namespace; return it, the page's text with whitespace
-    collapsed, and its quoted sentences."""
+    """Run the page's Python blocks in one namespace (``docs_runner``, as ``test_docs`` does);
+    return it, the page's text with whitespace collapsed, and its quoted sentences."""
     text = (DOCS / name).read_text(encoding="utf-8")
-    namespace: dict[str, Any] = {}
-    for block in re.findall(r"```python\n(.*?)```", text, flags=re.S):
-        exec(block, namespace)
+    namespace: dict[str, Any] = {"__name__": "docs_block"}
+    run_file(DOCS / name, namespace=namespace)  # as test_docs runs it (shown errors, skips)
     quotes = [
         " ".join(line.removeprefix(">").strip() for line in quote.splitlines())
         for quote in re.findall(r"(?:^> .*\n)+", text, flags=re.M)
