@@ -43,7 +43,6 @@ from ..model import Transaction, TransactionKind, TransactionStatus
 from ..money import Money
 from ..plugins.manager import Plugins
 from ..plugins.protocols import (
-    GatewayCapabilities,
     GatewayOutcome,
     GatewayRequest,
     PaymentGateway,
@@ -52,6 +51,7 @@ from ..plugins.protocols import (
 from ..plugins.records import QueueState
 from ..plugins.sandbox_gateway import Fault
 from ..plugins.sql_store import SqlStore
+from .hooked_gateway import DelegatingGateway
 from .shared_gateway import SharedGateway
 from .workers import AGENT
 
@@ -106,7 +106,7 @@ class FastClock:
         return self.start + timedelta(seconds=(time.time() - self.t0) * self.speed)
 
 
-class LatentGateway:
+class LatentGateway(DelegatingGateway):
     """``inner`` answering after a latency drawn per call between ``low`` and ``high`` seconds
     (half of it before the gateway acts, half after). With probability ``stall_rate`` a call
     (not a lookup) also stalls ``stall`` seconds, before or after the gateway acts (counted in
@@ -123,9 +123,7 @@ class LatentGateway:
         stall: float = 0.0,
         met: Counter[str] | None = None,
     ) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self.capabilities: GatewayCapabilities = inner.capabilities
+        super().__init__(inner)
         self.low = low
         self.high = high
         self.stall_rate = stall_rate
@@ -152,25 +150,7 @@ class LatentGateway:
         self._half()
         return outcome
 
-    def authorize(self, request: GatewayRequest) -> GatewayOutcome:
-        return self._call(request, self.inner.authorize)
-
-    def capture(self, request: GatewayRequest) -> GatewayOutcome:
-        return self._call(request, self.inner.capture)
-
-    def sale(self, request: GatewayRequest) -> GatewayOutcome:
-        return self._call(request, self.inner.sale)
-
-    def void(self, request: GatewayRequest) -> GatewayOutcome:
-        return self._call(request, self.inner.void)
-
-    def refund(self, request: GatewayRequest) -> GatewayOutcome:
-        return self._call(request, self.inner.refund)
-
-    def payout(self, request: GatewayRequest) -> GatewayOutcome:
-        return self._call(request, self.inner.payout)
-
-    def lookup(self, transaction_id: str, idempotency_key: str) -> GatewayOutcome:
+    def _lookup(self, transaction_id: str, idempotency_key: str) -> GatewayOutcome:
         self._half()
         outcome = self.inner.lookup(transaction_id, idempotency_key)
         self._half()
