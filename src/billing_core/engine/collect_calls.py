@@ -14,7 +14,6 @@ from ..errors import InvalidTypeError
 from ..money import Money
 from ..periods import Period
 from ..rules.dunning import DunningPolicy, check_settings
-from ..rules.invoice_transitions import payment_event
 from ..rules.permissions import SYSTEM_ACTOR, Actor
 from ..timeutil import require_aware
 from . import collect, invoice_flows, overdue
@@ -28,7 +27,7 @@ from .collect import (
 )
 from .guards import actor as _actor
 from .guards import ident
-from .invoice_results import InvoiceOutcome, InvoiceResult
+from .invoice_results import InvoiceResult, denied_on
 from .overdue import PastDueInvoice
 
 __all__ = ["EngineCollect"]
@@ -88,23 +87,12 @@ class EngineCollect(EngineBase):
         who = _actor(actor)
         ident(invoice_id, "invoice_id")
         ident(reference, "reference")
-        if amount is not None and not isinstance(amount, Money):
-            raise InvalidTypeError(
-                f"must be Money, not {type(amount).__name__}", field="amount", value=amount
-            )
-        invoice = invoice_flows.read_invoice(self.ctx, invoice_id)  # NotFoundError: invoice_id
-        if amount is not None:  # bad input raises now: in another currency, not positive
-            payment_event(invoice, amount)
+        invoice = invoice_flows.payment_target(self.ctx, invoice_id, amount)  # bad input raises
         params = {"invoice_id": invoice_id, "amount": amount, "reference": reference}
         return self._guarded(
             "record_outside_payment",
             who,
-            lambda d: InvoiceResult(
-                outcome=InvoiceOutcome.DENIED,
-                reason=str(d.reason),
-                explanation=d.explanation,
-                invoice_id=invoice_id,
-            ),
+            denied_on(invoice_id),
             lambda: collect.record_outside_payment(
                 self.ctx, invoice_id, amount=amount, reference=reference, actor=who.id
             ),

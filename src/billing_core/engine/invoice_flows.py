@@ -148,6 +148,20 @@ def read_invoice(ctx: EngineContext, invoice_id: str) -> Invoice:
         return _get(s, invoice_id)
 
 
+def payment_target(ctx: EngineContext, invoice_id: str, amount: object) -> Invoice:
+    """The invoice a payment of ``amount`` (None: all that is left) is for; bad input raises
+    before anything is written: ``amount`` not ``Money``, in another currency, not positive, or
+    no such invoice (``NotFoundError`` naming ``invoice_id``)."""
+    if amount is not None and not isinstance(amount, Money):
+        raise InvalidTypeError(
+            f"must be Money, not {type(amount).__name__}", field="amount", value=amount
+        )
+    invoice = read_invoice(ctx, invoice_id)
+    if amount is not None:
+        transitions.payment_event(invoice, amount)
+    return invoice
+
+
 def read_invoices(ctx: EngineContext, customer_id: str) -> list[Invoice]:
     with ctx.store.session() as s:
         return [with_refunds(s, i) for i in s.list_invoices(customer_id=customer_id)]

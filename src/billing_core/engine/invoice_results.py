@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 
 import attrs
 
+from ..decisions import Decision
 from ..invoices import Invoice
 from ..money import Money
 from ..plugins.records import CouponRedemption, CreditMemo, TaxProfile
@@ -22,6 +24,7 @@ __all__ = [
     "InvoiceRunResult",
     "TaxProfileOutcome",
     "TaxProfileResult",
+    "denied_on",
 ]
 
 
@@ -52,6 +55,17 @@ class InvoiceResult:
     transaction_id: str | None = None
     amount: Money | None = None
     reason: str | None = None
+
+
+def denied_on(invoice_id: str) -> Callable[[Decision], InvoiceResult]:
+    """The guard path's answer to a refused call on ``invoice_id``: ``denied`` with the
+    decision's reason and sentence."""
+    return lambda d: InvoiceResult(
+        outcome=InvoiceOutcome.DENIED,
+        reason=str(d.reason),
+        explanation=d.explanation,
+        invoice_id=invoice_id,
+    )
 
 
 def _run_explanation(r: InvoiceRunResult) -> str:

@@ -19,7 +19,6 @@ from ..invoices import Coupon, CreditMemoItem, Invoice, TaxExemption
 from ..model import InvoiceLine
 from ..money import Money
 from ..plugins.records import TaxProfile
-from ..rules.invoice_transitions import payment_event
 from ..rules.permissions import SYSTEM_ACTOR, Actor
 from ..timeutil import require_aware
 from . import credit_flows, drafts, invoice_flows, invoice_payments, overdue
@@ -32,11 +31,11 @@ from .invoice_results import (
     CouponResult,
     CreditMemoResult,
     CreditOutcome,
-    InvoiceOutcome,
     InvoiceResult,
     InvoiceRunResult,
     TaxProfileOutcome,
     TaxProfileResult,
+    denied_on,
 )
 from .results import JobOutcome
 
@@ -94,12 +93,7 @@ class EngineInvoices(EngineBase):
         return self._guarded(
             method,
             who,
-            lambda d: InvoiceResult(
-                outcome=InvoiceOutcome.DENIED,
-                reason=str(d.reason),
-                explanation=d.explanation,
-                invoice_id=invoice_id,
-            ),
+            denied_on(invoice_id),
             body,
             customer_id=customer_id,
             subject=invoice_id,
@@ -187,24 +181,12 @@ class EngineInvoices(EngineBase):
         """Charge ``amount`` (default: what is left to pay) and record it on the invoice."""
         who = _actor(actor)
         ident(invoice_id, "invoice_id")
-        if amount is not None and not isinstance(amount, Money):
-            raise InvalidTypeError(
-                f"must be Money, not {type(amount).__name__}", field="amount", value=amount
-            )
-        invoice = invoice_flows.read_invoice(self.ctx, invoice_id)  # NotFoundError: invoice_id
-        if amount is not None:  # bad input raises now: in another currency, not positive
-            payment_event(invoice, amount)
-        customer_id = invoice.customer_id
+        customer_id = invoice_flows.payment_target(self.ctx, invoice_id, amount).customer_id
         params = {"invoice_id": invoice_id, "amount": amount}
         return self._guarded(
             "pay_invoice",
             who,
-            lambda d: InvoiceResult(
-                outcome=InvoiceOutcome.DENIED,
-                reason=str(d.reason),
-                explanation=d.explanation,
-                invoice_id=invoice_id,
-            ),
+            denied_on(invoice_id),
             lambda: invoice_payments.pay_invoice(
                 self.ctx, invoice_id, amount=amount, key=idempotency_key, actor=who.id
             ),
