@@ -29,7 +29,7 @@ from ..plugins._store_invoice_common import format_number
 from ..plugins.protocols import StoreSession
 from .context import EngineContext
 
-__all__ = ["receipt_id", "record_receipt"]
+__all__ = ["receipt_id", "receipt_lines", "record_receipt"]
 
 
 def receipt_id(sale_id: str) -> str:
@@ -37,7 +37,9 @@ def receipt_id(sale_id: str) -> str:
     return f"rct-{sale_id}"
 
 
-def _lines(sale: Transaction, kind: InvoiceLineKind) -> tuple[InvoiceLine, ...]:
+def receipt_lines(sale: Transaction, kind: InvoiceLineKind) -> tuple[InvoiceLine, ...]:
+    """The receipt's lines: one per sale line (its total), or the whole sale in one line when
+    it has none or they do not add up to it; they always total exactly ``sale.amount``."""
     lines = tuple(
         InvoiceLine(
             description=f"{line.certificate_type}" + (f" for {line.domain}" if line.domain else ""),
@@ -84,7 +86,7 @@ def record_receipt(
         customer_id=sale.customer_id,
         currency=sale.amount.currency,
         status=InvoiceStatus.PAID,
-        lines=_lines(sale, kind),
+        lines=receipt_lines(sale, kind),
         number=number,
         issued_on=on,
         due_on=on,
