@@ -66,10 +66,13 @@ def on(engine: BillingEngine, day: date) -> None:
     clock.set(datetime(day.year, day.month, day.day, 9, 0, tzinfo=UTC))
 
 
-def subscribe(engine: BillingEngine, key: str = "s1", term: Period | None = None) -> str:
+def subscribe(
+    engine: BillingEngine, key: str = "s1", term: Period | None = None, *, pending: bool = False
+) -> str:
     sub = engine.add_subscription(
         "c1",
         term=term or Period.months(1),
+        pending=pending,
         inventory={"dv": 1},
         unit_prices={"dv": Money("10.00", "USD")},
         idempotency_key=key,
@@ -372,3 +375,32 @@ def test_a_past_due_subscription_can_be_cancelled_and_the_worker_counts_it(
     before = sales(engine)
     assert Renewals().run(step) == {"renewed": 0, "expired": 0}
     assert sales(engine) == before
+
+
+def test_a_pending_order_is_not_cancelled_under_its_activation(store_url: str) -> None:
+    """Cancelling a pending order while its activation's charge is at the gateway is refused
+    (the activation would overwrite it with ``active`` after taking the money); before the
+    activation, or with none, it is cancelled and charges nothing."""
+    from billing_core.testing.hooked_gateway import HookedGateway
+
+    clock = ManualClock(START)
+    gateway = HookedGateway(SandboxGateway(clock=clock, settle_after=timedelta(days=1)))
+    eng = BillingEngine(store=store_url, clock=clock, gateway=gateway)
+    try:
+        eng.add_customer(Customer(id="c1", company="Acme"), actor=ADMIN)
+        order = subscribe(eng, "o1", pending=True)
+        seen = []
+        gateway.before["sale"] = lambda: seen.append(eng.cancel(order, actor=AGENT))
+        activated = eng.activate(order, idempotency_key="go", actor=AGENT)
+        assert activated.outcome.value == "charged"
+        (refused,) = seen
+        assert (refused.outcome.value, refused.reason) == ("denied", "state_change_not_allowed")
+        assert "another activation charged it" in refused.explanation
+        assert eng.subscription(order).state is SubscriptionState.ACTIVE
+        other = subscribe(eng, "o2", pending=True)
+        assert eng.cancel(other, actor=AGENT).outcome.value == "cancelled"
+        late = eng.activate(other, idempotency_key="go-2", actor=AGENT)
+        assert late.outcome.value == "denied"
+        assert len([e for e in gateway.inner.ledger() if e.operation == "sale"]) == 1  # type: ignore[attr-defined]
+    finally:
+        eng.store.close()

@@ -334,10 +334,24 @@ def set_state(
     ctx: EngineContext, subscription_id: str, state: SubscriptionState, *, actor: str
 ) -> StateResult:
     """Suspend, re-enable or cancel a subscription (``rules.suspension``; audited). Re-enabling
-    moves the term end by the days suspended; a change the states do not allow is a denial."""
+    moves the term end by the days suspended; a change the states do not allow is a denial. A
+    pending order whose activation has written a sale that may have taken the money cannot be
+    cancelled (the activation would overwrite the cancellation): reconcile it first."""
     with ctx.store.session() as s:
         sub = _subscription(s, subscription_id, lock=True)
         customer = _customer(s, sub.customer_id)
+        if sub.state is SubscriptionState.PENDING and state is SubscriptionState.CANCELLED:
+            try:  # an activation whose charge may have taken the money: it decides first
+                activation.claim_pending(s, sub)
+            except activation.ActivationTaken as taken:
+                return StateResult(
+                    subscription_id=sub.id,
+                    outcome=StateOutcome.DENIED,
+                    reason=str(suspension.StateReason.STATE_CHANGE_NOT_ALLOWED),
+                    explanation=f"Subscription {sub.id} cannot be cancelled now: {taken.why}; "
+                    "reconcile its activation first.",
+                    subscription=sub,
+                )
         change = suspension.change_state(sub, state, today=customer_today(ctx, customer))
         if change.changed:
             s.put_subscription(change.subscription)
